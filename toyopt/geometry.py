@@ -1,0 +1,165 @@
+"""Geometry of a problem and of the feasible regions: Pareto set and front, the global minimum
+of the mean loss, distances to them, and CAGrad's ball / ConicGrad's cone / the dual cone.
+
+Nothing here is hard-coded: the Pareto set is the curve of stationary points of
+l f1 + (1 - l) f2 for l in [0, 1], found by Newton's method on the analytic gradient, and the
+global minimum is its point at l = 1/2 (the minimum of the mean (f1 + f2)/2 of the losses as the
+problem defines them, i.e. with the loss scale applied).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+
+from .problems import ProblemSpec, get_problem
+
+Tensor = torch.Tensor
+
+
+def _weighted_grad(problem: ProblemSpec, params: dict, x: Tensor, lmbda: Tensor) -> Tensor:
+    _, grads = problem.losses_and_grads(x, params)
+    return lmbda[:, None] * grads[:, 0] + (1 - lmbda[:, None]) * grads[:, 1]
+
+
+def stationary_points(problem: ProblemSpec, params: dict, lmbda: Tensor, iters: int = 60) -> Tensor:
+    """x (M, D) with grad(l f1 + (1 - l) f2)(x) = 0 for each l in ``lmbda`` (M,), by Newton's
+    method from ``problem.pareto_guess``; the Hessian by central differences of the analytic
+    gradient (the residual itself is exact, so the root is)."""
+    lmbda = lmbda.to(torch.float64)
+    x = problem.pareto_guess(lmbda, params).to(torch.float64)
+    h = 1e-5
+    eye = torch.eye(problem.dim, dtype=torch.float64)
+    for _ in range(iters):
+        g = _weighted_grad(problem, params, x, lmbda)
+        cols = [
+            (_weighted_grad(problem, params, x + h * e, lmbda) - _weighted_grad(problem, params, x - h * e, lmbda))
+            / (2 * h)
+            for e in eye
+        ]
+        hess = torch.stack(cols, dim=-1)
+        step = torch.linalg.solve(hess, g.unsqueeze(-1)).squeeze(-1)
+        x = x - step.clamp(-1.0, 1.0)
+        if step.abs().max() < 1e-13:
+            break
+    return x
+
+
+@dataclass(frozen=True)
+class ParetoSet:
+    """The Pareto set as a polyline in x-space (ordered by l) and its image, the front."""
+
+    lmbda: Tensor  # (M,)
+    points: Tensor  # (M, D)
+    front: Tensor  # (M, K)
+
+    def distance(self, x: Tensor) -> Tensor:
+        """Euclidean distance from each row of x (B, D) to the polyline, (B,), exact for the
+        polyline. Batched over segments in chunks to bound memory."""
+        a = self.points[:-1].to(x.dtype)
+        ab = (self.points[1:] - self.points[:-1]).to(x.dtype)
+        ab2 = (ab * ab).sum(-1).clamp_min(1e-300)
+        out = []
+        for chunk in torch.split(x, 4096):
+            ap = chunk[:, None, :] - a[None]
+            t = ((ap * ab[None]).sum(-1) / ab2).clamp(0, 1)
+            d = ap - t[..., None] * ab[None]
+            out.append(d.norm(dim=-1).min(-1).values)
+        return torch.cat(out)
+
+
+@lru_cache(maxsize=64)
+def _pareto_cached(problem_name: str, params_key: tuple, n: int) -> ParetoSet:
+    problem = get_problem(problem_name)
+    params = dict(params_key)
+    lmbda = torch.linspace(0, 1, n, dtype=torch.float64)
+    points = stationary_points(problem, params, lmbda)
+    front = problem.losses(points, params)
+    return ParetoSet(lmbda, points, front)
+
+
+def pareto_set(problem: ProblemSpec, params: dict, n: int = 401) -> ParetoSet:
+    """The Pareto set sampled at ``n`` evenly spaced weights l (cached)."""
+    return _pareto_cached(problem.name, tuple(sorted(params.items())), n)
+
+
+@lru_cache(maxsize=64)
+def _global_min_cached(problem_name: str, params_key: tuple) -> tuple[float, ...]:
+    problem = get_problem(problem_name)
+    x = stationary_points(problem, dict(params_key), torch.tensor([0.5], dtype=torch.float64))
+    return tuple(x[0].tolist())
+
+
+def global_minimum(problem: ProblemSpec, params: dict) -> Tensor:
+    """The minimiser of the mean loss (f1 + f2)/2 (with the problem's loss scale applied), (D,)."""
+    return torch.tensor(_global_min_cached(problem.name, tuple(sorted(params.items()))), dtype=torch.float64)
+
+
+class FastParetoDistance:
+    """Distance to a Pareto polyline that is a graph over x1 (as for the Liu et al. toy), in O(1)
+    per point: the nearest segment is searched only among the three around x1's position, and
+    points beyond the ends measure to the end point. Used every step by the engine; tests check
+    it against ``ParetoSet.distance``."""
+
+    def __init__(self, pareto: ParetoSet, dtype: torch.dtype):
+        pts = pareto.points.to(dtype)
+        order = torch.argsort(pts[:, 0])
+        self.pts = pts[order]
+        if not bool((self.pts[1:, 0] > self.pts[:-1, 0]).all()):
+            raise ValueError("FastParetoDistance needs a Pareto set that is a graph over x1")
+        self.x1 = self.pts[:, 0].contiguous()
+        self.n = self.pts.shape[0]
+
+    def __call__(self, x: Tensor) -> Tensor:
+        idx = torch.searchsorted(self.x1, x[:, 0].contiguous())
+        best = None
+        for offset in (-2, -1, 0):
+            i = (idx + offset).clamp(0, self.n - 2)
+            a, b = self.pts[i], self.pts[i + 1]
+            ab = b - a
+            t = (((x - a) * ab).sum(-1) / (ab * ab).sum(-1)).clamp(0, 1)
+            d = (x - a - t[:, None] * ab).norm(dim=-1)
+            best = d if best is None else torch.minimum(best, d)
+        return best
+
+
+# -- feasible regions in gradient space (2-D) ---------------------------------------------------
+
+
+def cone_half_angle(c: float) -> float:
+    """ConicGrad's cone {d : cos(d, g0) >= c}: half-angle arccos(c) (c in [-1, 1]); the region is
+    convex for c >= 0 and non-convex for c < 0."""
+    if not -1.0 <= c <= 1.0:
+        raise ValueError(f"cone c must be in [-1, 1], got {c!r}")
+    return math.acos(c)
+
+
+def in_cone(d: Tensor, g0: Tensor, c: float, tol: float = 1e-9) -> Tensor:
+    nd, n0 = d.norm(dim=-1), g0.norm(dim=-1)
+    return (d * g0).sum(-1) >= c * nd * n0 - tol * (nd * n0).clamp_min(1e-300)
+
+
+def in_ball(d: Tensor, g0: Tensor, c: float, tol: float = 1e-9) -> Tensor:
+    """CAGrad's ball ||d - g0|| <= c ||g0||."""
+    n0 = g0.norm(dim=-1)
+    return (d - g0).norm(dim=-1) <= c * n0 * (1 + tol)
+
+
+def in_dual_cone(d: Tensor, grads: Tensor, tol: float = 1e-9) -> Tensor:
+    """Non-conflicting directions: <g_i, d> >= 0 for every task i."""
+    dots = (grads * d[..., None, :]).sum(-1)
+    return (dots >= -tol * grads.norm(dim=-1) * d.norm(dim=-1)[..., None]).all(-1)
+
+
+def ball_tangent_half_angle(c: float) -> float | None:
+    """Half-width seen from the origin of the ball ||d - g0|| <= c||g0||: arcsin(c) for c < 1;
+    None for c >= 1 (the ball contains 0)."""
+    return math.asin(c) if 0 <= c < 1 else None
+
+
+def matching_cone_c(c_ball: float) -> float:
+    """The cone c whose wedge spans the same angle as CAGrad's ball with c_ball < 1."""
+    return math.sqrt(1 - c_ball * c_ball)

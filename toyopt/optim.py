@@ -1,0 +1,83 @@
+"""Batched optimizers with explicit state (optax style): ``init(x)`` and ``update(d, state, x)``.
+
+Each lane's parameters are one row of x (B, D) and each row is updated exactly as
+``torch.optim.Adam`` / ``torch.optim.SGD`` update a single parameter tensor whose ``.grad`` is the
+aggregated direction d (the way every reference toy script feeds its direction to the optimizer).
+The arithmetic follows torch's single-tensor implementations operation for operation, so a
+lane matches the reference optimizer bit for bit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+
+Tensor = torch.Tensor
+
+
+class AdamState(NamedTuple):
+    step: int
+    exp_avg: Tensor
+    exp_avg_sq: Tensor
+
+
+class SGDState(NamedTuple):
+    step: int
+    momentum_buffer: Tensor
+
+
+@dataclass(frozen=True)
+class Adam:
+    """Adam (Kingma & Ba 2015) with torch's defaults: betas (0.9, 0.999), eps 1e-8."""
+
+    lr: float
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+
+    def init(self, x: Tensor) -> AdamState:
+        return AdamState(0, torch.zeros_like(x), torch.zeros_like(x))
+
+    def update(self, d: Tensor, state: AdamState, x: Tensor) -> tuple[Tensor, AdamState]:
+        step = state.step + 1
+        exp_avg = state.exp_avg.lerp(d, 1 - self.beta1)
+        exp_avg_sq = state.exp_avg_sq.mul(self.beta2).addcmul_(d, d, value=1 - self.beta2)
+        bias_correction1 = 1 - self.beta1**step
+        bias_correction2_sqrt = (1 - self.beta2**step) ** 0.5
+        denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(self.eps)
+        x = x.addcdiv(exp_avg, denom, value=-(self.lr / bias_correction1))
+        return x, AdamState(step, exp_avg, exp_avg_sq)
+
+    def select(self, state: AdamState, index: Tensor) -> AdamState:
+        return AdamState(state.step, state.exp_avg[index], state.exp_avg_sq[index])
+
+
+@dataclass(frozen=True)
+class SGD:
+    """Plain SGD, optionally with heavy-ball momentum as torch.optim.SGD (dampening 0)."""
+
+    lr: float
+    momentum: float = 0.0
+
+    def init(self, x: Tensor) -> SGDState:
+        return SGDState(0, torch.zeros_like(x))
+
+    def update(self, d: Tensor, state: SGDState, x: Tensor) -> tuple[Tensor, SGDState]:
+        buf = state.momentum_buffer
+        if self.momentum != 0:
+            buf = d.clone() if state.step == 0 else buf.mul(self.momentum).add_(d)
+            d = buf
+        return x.add(d, alpha=-self.lr), SGDState(state.step + 1, buf)
+
+    def select(self, state: SGDState, index: Tensor) -> SGDState:
+        return SGDState(state.step, state.momentum_buffer[index])
+
+
+def make_optimizer(name: str, lr: float, momentum: float = 0.0):
+    if name == "adam":
+        return Adam(lr)
+    if name == "sgd":
+        return SGD(lr, momentum)
+    raise ValueError(f"optimizer must be one of ['adam', 'sgd'], got {name!r}")

@@ -1,0 +1,108 @@
+"""The two-task toy of Liu et al. 2021 (CAGrad, NeurIPS 2021, arXiv 2110.14048), as in its toy.py.
+
+With x = (x1, x2), LOWER = 5e-6 and the gates c1 = max(tanh(x2/2), 0), c2 = max(tanh(-x2/2), 0):
+
+    f1 = s * ( c1 [log max(|0.5(-x1 - 7) - tanh(-x2)|, LOWER) + 6]
+             + c2 [((-x1 + 7)^2 + 0.1 (-x2 - 8)^2) / 10 - 20] )
+    f2 =       c1 [log max(|0.5(-x1 + 3) + tanh(-x2) + 2|, LOWER) + 6]
+             + c2 [((-x1 - 7)^2 + 0.1 (-x2 - 8)^2) / 10 - 20]
+
+s is the loss scale on task 1 (1 in CAGrad and SDMGrad, 0.1 in Nash-MTL and FAMO).
+
+The analytic gradient reproduces autograd's conventions at the kinks exactly: the clamp
+``max(t, 0)`` passes the gradient where t >= 0 (so at x2 = 0 both gates have slope +-1/2 and the
+standard start (0, 0) moves), ``max(|a|, LOWER)`` passes it where |a| >= LOWER, and d|a|/da = sign(a)
+with sign(0) = 0.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..methods.base import ParamSpec
+from .base import ProblemSpec, Tensor
+
+LOWER = 5e-6
+
+
+def _parts(x: Tensor):
+    x1, x2 = x[..., 0], x[..., 1]
+    tanh_neg_x2 = torch.tanh(-x2)
+    a1 = 0.5 * (-x1 - 7) - tanh_neg_x2
+    a2 = 0.5 * (-x1 + 3) + tanh_neg_x2 + 2
+    log1 = torch.clamp(a1.abs(), LOWER).log() + 6
+    log2 = torch.clamp(a2.abs(), LOWER).log() + 6
+    gate1_raw = torch.tanh(x2 * 0.5)
+    gate2_raw = torch.tanh(-x2 * 0.5)
+    sq_common = 0.1 * (-x2 - 8).pow(2)
+    sq1 = ((-x1 + 7).pow(2) + sq_common) / 10 - 20
+    sq2 = ((-x1 - 7).pow(2) + sq_common) / 10 - 20
+    return x1, x2, tanh_neg_x2, a1, a2, log1, log2, gate1_raw, gate2_raw, sq1, sq2
+
+
+def losses(x: Tensor, params: dict) -> Tensor:
+    """(B, 2) losses at x (B, 2), differentiable by autograd (the reference form)."""
+    _, _, _, _, _, log1, log2, g1r, g2r, sq1, sq2 = _parts(x)
+    c1 = torch.clamp(g1r, 0)
+    c2 = torch.clamp(g2r, 0)
+    f1 = (log1 * c1 + sq1 * c2) * params["scale"]
+    f2 = log2 * c1 + sq2 * c2
+    return torch.stack([f1, f2], dim=-1)
+
+
+def losses_and_grads(x: Tensor, params: dict) -> tuple[Tensor, Tensor]:
+    """Losses (B, 2) and analytic per-task gradients (B, 2, 2) at x (B, 2), in one batched pass."""
+    x1, x2, tn, a1, a2, log1, log2, g1r, g2r, sq1, sq2 = _parts(x)
+    c1 = torch.clamp(g1r, 0)
+    c2 = torch.clamp(g2r, 0)
+    scale = params["scale"]
+    f1 = (log1 * c1 + sq1 * c2) * scale
+    f2 = log2 * c1 + sq2 * c2
+    # d c1/dx2 and d c2/dx2, with clamp's gradient passed where its input is >= 0.
+    dc1 = torch.where(g1r >= 0, 0.5 * (1 - g1r * g1r), 0.0)
+    dc2 = torch.where(g2r >= 0, -0.5 * (1 - g2r * g2r), 0.0)
+    # d log(max(|a|, LOWER))/da = sign(a)/|a| where |a| >= LOWER, else 0.
+    abs1, abs2 = a1.abs(), a2.abs()
+    r1 = torch.where(abs1 >= LOWER, torch.sign(a1) / abs1.clamp_min(LOWER), 0.0)
+    r2 = torch.where(abs2 >= LOWER, torch.sign(a2) / abs2.clamp_min(LOWER), 0.0)
+    sech2 = 1 - tn * tn  # d tanh(-x2)/d(-x2)
+    dsq_dx2 = 0.02 * (x2 + 8)
+    df1_dx1 = c1 * r1 * -0.5 + c2 * (0.2 * (x1 - 7))
+    df1_dx2 = dc1 * log1 + c1 * r1 * sech2 + dc2 * sq1 + c2 * dsq_dx2
+    df2_dx1 = c1 * r2 * -0.5 + c2 * (0.2 * (x1 + 7))
+    df2_dx2 = dc1 * log2 - c1 * r2 * sech2 + dc2 * sq2 + c2 * dsq_dx2
+    grads = torch.stack(
+        [torch.stack([df1_dx1 * scale, df1_dx2 * scale], -1), torch.stack([df2_dx1, df2_dx2], -1)], dim=-2
+    )
+    return torch.stack([f1, f2], dim=-1), grads
+
+
+def default_lower_bounds(params: dict) -> tuple[float, float]:
+    """FAMO's toy bounds l* = (-21 s, -21): each loss is >= -20 (times s for task 1)."""
+    return (-21.0 * params["scale"], -21.0)
+
+
+def pareto_guess(lmbda: Tensor, params: dict) -> Tensor:
+    """In x2 < 0, stationarity of l f1 + (1 - l) f2 of the unscaled losses gives x1 = 14 l - 7; a
+    weight lmbda on the scaled f1 is the weight l = lmbda s / (lmbda s + 1 - lmbda) on the unscaled."""
+    s = params["scale"]
+    unscaled = lmbda * s / (lmbda * s + 1 - lmbda)
+    return torch.stack([14 * unscaled - 7, torch.full_like(lmbda, -8.4)], dim=-1)
+
+
+SPEC = ProblemSpec(
+    name="liu2021",
+    label="Liu et al. 2021 two-task toy",
+    paper="Liu, Liu, Jin, Stone, Liu, Conflict-Averse Gradient Descent, NeurIPS 2021, arXiv 2110.14048",
+    n_tasks=2,
+    dim=2,
+    box=((-10.0, 10.0), (-10.0, 10.0)),
+    losses=losses,
+    losses_and_grads=losses_and_grads,
+    default_lower_bounds=default_lower_bounds,
+    pareto_guess=pareto_guess,
+    params=(
+        ParamSpec("scale", 1.0, "loss scale s on task 1 (Nash-MTL and FAMO toys use 0.1)", low=1e-3, high=1e3, step=0.05),
+    ),
+    summary="Two tasks with a curved Pareto set near x2 = -8.4 and two task-specific minima.",
+)
