@@ -26,6 +26,7 @@ MAX_GRID = 101
 MAX_COORD = 1e6
 MAX_JSON_BYTES = 1_000_000
 DTYPES = ("float64", "float32")
+BACKENDS = ("eager", "compiled")
 OPTIMIZERS = ("adam", "sgd")
 
 STANDARD5 = ((-8.5, 7.5), (0.0, 0.0), (9.0, 9.0), (-7.5, -0.5), (9.0, -1.0))
@@ -35,11 +36,26 @@ INIT_PRESETS = {"standard5": STANDARD5, "cagrad3": CAGRAD3}
 
 def _number(value: Any, where: str, low: float, high: float, integer: bool = False) -> float | int:
     kind = "an integer" if integer else "a number"
+    bad = ValueError(f"{where} must be {kind} in [{low:g}, {high:g}], got {_short(value)}")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{where} must be {kind} in [{low:g}, {high:g}], got {value!r}")
-    if not math.isfinite(value) or value < low or value > high or (integer and float(value) != int(value)):
-        raise ValueError(f"{where} must be {kind} in [{low:g}, {high:g}], got {value!r}")
-    return int(value) if integer else float(value)
+        raise bad
+    try:
+        as_float = float(value)
+    except OverflowError:  # an int too large for a float
+        raise bad from None
+    if (
+        not math.isfinite(as_float)
+        or as_float < low
+        or as_float > high
+        or (integer and as_float != int(as_float))
+    ):
+        raise bad
+    return int(as_float) if integer else as_float
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 @dataclass(frozen=True)
@@ -117,6 +133,7 @@ class Config:
     early_stop_tol: float = 0.0
     tolerance: float = 0.05
     dtype: str = "float64"
+    backend: str = "eager"
     setup: str | None = None
 
     def __post_init__(self) -> None:
@@ -168,6 +185,9 @@ class Config:
         dtype = _text(self.dtype, "dtype")
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
+        backend = _text(self.backend, "backend")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
         if self.setup is not None:
             _text(self.setup, "setup")
         return replace(
@@ -185,8 +205,9 @@ class Config:
             lower_bounds=lower_bounds,
             record_every=_number(self.record_every, "record_every", 1, MAX_STEPS, integer=True),
             early_stop_tol=_number(self.early_stop_tol, "early_stop_tol", 0.0, 1.0),
-            tolerance=_number(self.tolerance, "tolerance", 1e-9, 10.0),
+            tolerance=_number(self.tolerance, "tolerance", 1e-6, 0.5),
             dtype=dtype,
+            backend=backend,
         )
 
     def resolved_lower_bounds(self) -> tuple[float, ...]:
@@ -213,6 +234,7 @@ class Config:
             "early_stop_tol": self.early_stop_tol,
             "tolerance": self.tolerance,
             "dtype": self.dtype,
+            "backend": self.backend,
             "setup": self.setup,
         }
 
@@ -267,7 +289,9 @@ class Config:
         q["methods"] = ",".join(m.name for m in self.methods)
         for m in self.methods:
             for key, value in m.params.items():
-                q[f"{m.name}.{key}"] = "|".join(_fmt(v) for v in value) if isinstance(value, list) else _fmt(value)
+                q[f"{m.name}.{key}"] = (
+                    "|".join(_fmt(v) for v in value) if isinstance(value, list) else _fmt(value)
+                )
         for key in ("seed", "noise"):
             q[key] = _fmt(getattr(self, key))
         return q

@@ -14,8 +14,9 @@ reproducible and an entry's lanes do not depend on which other methods share the
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,7 +32,9 @@ Tensor = torch.Tensor
 
 #: Engine-level guards (recorded like a method's own flags).
 ENGINE_FLAGS = {
-    "nonfinite_direction": "the method returned a non-finite direction; the lane stopped at its last finite point",
+    "nonfinite_direction": (
+        "the method returned a non-finite direction; the lane stopped at its last finite point"
+    ),
     "nonfinite_loss": "the loss or gradient at x was non-finite; the lane stopped there",
     "clipped": "the framework's clip_grad_norm_ shortened the direction (max_norm = clip_norm)",
 }
@@ -92,7 +95,7 @@ class Result:
         """global_min | pareto | other | diverged, judged at the final state with the config's
         tolerance (a run that reaches the minimum is also on the Pareto set: it counts as the
         minimum)."""
-        if self.stop_reason[lane] != "completed" and self.stop_reason[lane] != "early_stop":
+        if self.stop_reason[lane] not in ("completed", "early_stop"):
             return "diverged"
         return self._final_class[lane]
 
@@ -115,8 +118,109 @@ def _seed_for(seed: int, entry: int) -> int:
     return (seed * 1_000_003 + entry * 7919 + 12345) % (2**63 - 1)
 
 
-def run(config: Config, progress: Callable[[float], Any] | None = None) -> Result:
-    """Run every lane of ``config`` for ``config.steps`` steps (or until early stop)."""
+class _Group:
+    """The lanes of one method entry: a contiguous slice of the batch."""
+
+    def __init__(self, spec, entry, sl, params, gen, state, flag_names):
+        self.spec, self.entry, self.sl, self.params, self.gen, self.state = (
+            spec,
+            entry,
+            sl,
+            params,
+            gen,
+            state,
+        )
+        self.flag_names = flag_names  # the spec's declared flags, in a fixed order
+        self.size = sl.stop - sl.start
+
+
+def _make_step(problem, pparams, groups, optimizer, lower, noise_std, K, D, dtype):
+    """One step for every lane as a pure function of tensors (so it can be compiled):
+    (x, optimizer state, method states, progress, random draws) -> next of each + records."""
+
+    def step(x, opt_state, states, progress_t, noises, randoms):
+        losses, grads = problem.losses_and_grads(x, pparams)
+        directions, weights, flags, new_states = [], [], [], []
+        for gi, group in enumerate(groups):
+            g = grads[group.sl]
+            if noise_std > 0:
+                g = g + noise_std * noises[gi]
+            inp = StepInput(g, losses[group.sl], lower[group.sl], randoms[gi], progress_t)
+            out = group.spec.step(inp, states[gi], group.params)
+            d = out.direction
+            if group.entry.output_scale != 1.0:
+                d = d * group.entry.output_scale
+            group_flags = [
+                out.flags[n] if n in out.flags else torch.zeros(group.size, dtype=torch.bool)
+                for n in group.flag_names
+            ]
+            if group.entry.clip_norm is not None:
+                # torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when that is < 1.
+                coef = group.entry.clip_norm / (d.norm(dim=-1, keepdim=True) + 1e-6)
+                group_flags.append(coef.squeeze(-1) < 1)
+                d = d * coef.clamp(max=1.0)
+            directions.append(d)
+            weights.append(out.weights)
+            flags.append(
+                torch.stack(group_flags) if group_flags else torch.zeros((0, group.size), dtype=torch.bool)
+            )
+            new_states.append(out.state)
+        d = torch.cat(directions)
+        x_new, opt_state = optimizer.update(d, opt_state, x)
+        return x_new, opt_state, new_states, losses, d, torch.cat(weights), flags
+
+    return step
+
+
+#: Steps per compiled block (backend "compiled"): longer blocks run faster but compile longer.
+UNROLL = 16
+
+
+def _padded(z: Tensor, start: int, length: int) -> Tensor:
+    part = z[start : start + length]
+    if part.shape[0] < length:
+        part = torch.cat([part, part[-1:].expand(length - part.shape[0], *part.shape[1:])])
+    return part
+
+
+def _compiled_block(step_fn):
+    """UNROLL steps as one compiled graph (torch.compile, inductor); per-step outputs stacked."""
+
+    def block(x, opt_state, states, progress, noises, randoms):
+        xs, ls, ds, ws, fs = [], [], [], [], []
+        for u in range(UNROLL):
+            x, opt_state, states, losses, d, w, flags = step_fn(
+                x,
+                opt_state,
+                states,
+                progress[u],
+                [None if z is None else z[u] for z in noises],
+                [None if r is None else r[u] for r in randoms],
+            )
+            xs.append(x), ls.append(losses), ds.append(d), ws.append(w), fs.append(flags)
+        stacked_flags = [torch.stack([f[g] for f in fs]) for g in range(len(fs[0]))]
+        return (
+            x_stack(xs),
+            opt_state,
+            states,
+            torch.stack(ls),
+            torch.stack(ds),
+            torch.stack(ws),
+            stacked_flags,
+        )
+
+    x_stack = torch.stack
+    return torch.compile(block, dynamic=False)
+
+
+def run(config: Config, progress: Callable[[float], Any] | None = None, chunk: int | None = None) -> Result:
+    """Run every lane of ``config`` for ``config.steps`` steps (or until early stop).
+
+    The loop keeps per-step work to the step itself and writes each step's state into chunk
+    buffers; outcome checks, guards (non-finite values freeze a lane at its last finite point,
+    decided after the fact per chunk: lanes are independent, so a NaN lane cannot affect the
+    others), flag counts and recording run once per chunk, vectorised over its steps.
+    """
     config = config.validated()
     started = time.perf_counter()
     dtype = getattr(torch, config.dtype)
@@ -124,13 +228,17 @@ def run(config: Config, progress: Callable[[float], Any] | None = None) -> Resul
     pparams = dict(config.problem_params)
     lanes = build_lanes(config)
     B, K, D = len(lanes), problem.n_tasks, problem.dim
+    # Chunk buffers hold chunk x B states: bound their memory for large runs (basin maps).
+    chunk = chunk or max(16, min(512, 1_000_000 // B))
 
     x = torch.tensor([lane.init for lane in lanes], dtype=dtype).reshape(B, D)
     lower = torch.tensor(config.resolved_lower_bounds(), dtype=dtype).expand(B, K)
     optimizer = make_optimizer(config.optimizer, config.lr, config.momentum)
     opt_state = optimizer.init(x)
 
-    groups = []
+    groups: list[_Group] = []
+    names: list[str] = list(ENGINE_FLAGS)
+    flag_help = dict(ENGINE_FLAGS)
     for e, entry in enumerate(config.methods):
         idx = [lane.index for lane in lanes if lane.entry == e]
         spec = get_method(entry.name)
@@ -139,143 +247,209 @@ def run(config: Config, progress: Callable[[float], Any] | None = None) -> Resul
         shared = {p.name: combos[0][p.name] for p in spec.params if p.kind != "float"}
         params = lane_params(spec, {**per_lane, **shared}, len(idx), dtype)
         gen = torch.Generator().manual_seed(_seed_for(config.seed, e))
-        sl = slice(idx[0], idx[-1] + 1)
         state = spec.init_state(len(idx), K, D, params, dtype)
-        groups.append([spec, entry, sl, params, gen, state])
-
-    flag_names = dict(ENGINE_FLAGS)
-    for spec, *_ in groups:
-        flag_names.update(spec.flags)
-    names = list(flag_names)
+        group = _Group(spec, entry, slice(idx[0], idx[-1] + 1), params, gen, state, list(spec.flags))
+        groups.append(group)
+        flag_help.update(spec.flags)
+        for n in spec.flags:
+            if n not in names:
+                names.append(n)
+    # Row of each group's flag (and its clip flag) in the run-wide flag table.
+    group_rows = [
+        torch.tensor(
+            [names.index(n) for n in g.flag_names] + ([names.index("clipped")] if g.entry.clip_norm else []),
+            dtype=torch.long,
+        )
+        for g in groups
+    ]
+    step_fn = _make_step(problem, pparams, groups, optimizer, lower, config.noise, K, D, dtype)
+    unroll = 1
+    if config.backend == "compiled":
+        step_fn, unroll = _compiled_block(step_fn), UNROLL
+        chunk = max(unroll, chunk - chunk % unroll)
+        opt_state = optimizer.init(x, step=torch.tensor(0.0, dtype=dtype))
 
     pareto = geometry.pareto_set(problem, pparams)
-    pareto_distance = geometry.FastParetoDistance(pareto, dtype)
+    pareto_distance = geometry.FastParetoDistance(pareto, dtype, exact_within=config.tolerance)
     gmin = geometry.global_minimum(problem, pparams).to(dtype)
     tol = config.tolerance
 
     steps = config.steps
-    rec_steps = list(range(0, steps, config.record_every))
-    T = len(rec_steps) + 1
-    rec_x = torch.full((T, B, D), float("nan"), dtype=dtype)
-    rec_l = torch.full((T, B, K), float("nan"), dtype=dtype)
-    rec_d = torch.full((T, B, D), float("nan"), dtype=dtype)
-    rec_w = torch.full((T, B, K), float("nan"), dtype=dtype)
-    rec_f = torch.zeros((T, len(names), B), dtype=torch.bool)
-    counts = torch.zeros((len(names), B), dtype=torch.long)
-    first = torch.full((len(names), B), -1, dtype=torch.long)
+    every = config.record_every
+    rec_x, rec_l, rec_d, rec_w, rec_f, rec_t = [], [], [], [], [], []
+    F = len(names)
+    counts = torch.zeros((F, B), dtype=torch.long)
+    first = torch.full((F, B), -1, dtype=torch.long)
     first_min = torch.full((B,), -1, dtype=torch.long)
     first_par = torch.full((B,), -1, dtype=torch.long)
-    alive = torch.ones(B, dtype=torch.bool)
-    stop_step = torch.full((B,), steps, dtype=torch.long)
-    reason = ["completed"] * B
-    d = torch.zeros((B, D), dtype=dtype)
-    w = torch.zeros((B, K), dtype=dtype)
-    fl = torch.zeros((len(names), B), dtype=torch.bool)
-    noise_std = config.noise
-    report_every = max(1, steps // 100)
-    rec_i = 0
+    stop_step = torch.full((B,), -1, dtype=torch.long)  # -1: still running
+    stop_code = torch.zeros(B, dtype=torch.long)  # 1 nonfinite_loss, 2 nonfinite_direction
+    frozen_x = torch.zeros((B, D), dtype=dtype)
+    frozen_l = torch.zeros((B, K), dtype=dtype)
     steps_run = steps
-    t = 0
-    losses = torch.zeros((B, K), dtype=dtype)
+    early = False
+    states = [g.state for g in groups]
+    t0 = 0
+    while t0 < steps and not early:
+        C = min(chunk, steps - t0)
+        buf_x = torch.empty((C + 1, B, D), dtype=dtype)
+        buf_l = torch.empty((C, B, K), dtype=dtype)
+        buf_d = torch.empty((C, B, D), dtype=dtype)
+        buf_w = torch.empty((C, B, K), dtype=dtype)
+        buf_f = torch.zeros((C, F, B), dtype=torch.bool)
+        noises = [
+            torch.randn((C, g.size, K, D), generator=g.gen, dtype=dtype) if config.noise > 0 else None
+            for g in groups
+        ]
+        randoms = [
+            None
+            if g.spec.random is None
+            else draw_random(g.spec, C * g.size, K, D, g.gen, dtype).view(C, g.size, -1)
+            for g in groups
+        ]
+        buf_x[0] = x
+        if unroll == 1:
+            for c in range(C):
+                progress_t = torch.tensor((t0 + c) / max(steps - 1, 1), dtype=dtype)
+                x, opt_state, states, losses, d, w, flags = step_fn(
+                    x,
+                    opt_state,
+                    states,
+                    progress_t,
+                    [None if n is None else n[c] for n in noises],
+                    [None if r is None else r[c] for r in randoms],
+                )
+                buf_x[c + 1], buf_l[c], buf_d[c], buf_w[c] = x, losses, d, w
+                for g, rows, fl in zip(groups, group_rows, flags):
+                    if len(rows):
+                        buf_f[c, rows, g.sl] = fl
+        else:
+            for c in range(0, C, unroll):
+                n = min(unroll, C - c)  # the last block may be padded; its extra steps are discarded
+                prog = (torch.arange(t0 + c, t0 + c + unroll, dtype=dtype) / max(steps - 1, 1)).clamp(max=1.0)
+                x_b, opt_state, states, l_b, d_b, w_b, f_b = step_fn(
+                    x,
+                    opt_state,
+                    states,
+                    prog,
+                    [None if z is None else _padded(z, c, unroll) for z in noises],
+                    [None if r is None else _padded(r, c, unroll) for r in randoms],
+                )
+                x = x_b[n - 1]
+                buf_x[c + 1 : c + 1 + n], buf_l[c : c + n], buf_d[c : c + n], buf_w[c : c + n] = (
+                    x_b[:n],
+                    l_b[:n],
+                    d_b[:n],
+                    w_b[:n],
+                )
+                for g, rows, fl in zip(groups, group_rows, f_b):
+                    if len(rows):
+                        buf_f[c : c + n, rows, g.sl] = fl[:n]
+        ts = torch.arange(t0, t0 + C)
+        # Early stop: the first step after which no lane moved more than the tolerance.
+        if config.early_stop_tol > 0:
+            moved = (buf_x[1:] - buf_x[:-1]).norm(dim=-1).nan_to_num(0.0).amax(-1)
+            still = torch.nonzero(moved < config.early_stop_tol).flatten()
+            if len(still):
+                C = int(still[0]) + 1
+                early = True
+                steps_run = t0 + C
+                ts = ts[:C]
+        xs, ls, ds, ws, fs = buf_x[:C], buf_l[:C], buf_d[:C], buf_w[:C], buf_f[:C]
+        # Guards, decided after the fact: the first non-finite loss/gradient or direction stops a lane.
+        bad_loss = ~torch.isfinite(ls).all(-1) | ~torch.isfinite(xs).all(-1)
+        bad_dir = ~torch.isfinite(ds).all(-1) & ~bad_loss
+        running = stop_step < 0
+        bad = (bad_loss | bad_dir) & running
+        hit = bad.any(0)
+        if bool(hit.any()):
+            first_bad = torch.where(bad, ts[:, None], torch.iinfo(torch.long).max).amin(0)
+            lanes_hit = torch.nonzero(hit).flatten()
+            for i in lanes_hit.tolist():
+                c = int(first_bad[i]) - t0
+                stop_code[i] = 1 if bool(bad_loss[c, i]) else 2
+                fs[c, names.index("nonfinite_loss" if stop_code[i] == 1 else "nonfinite_direction"), i] = True
+                # The last finite point: x_t itself, or x_{t-1} when x_t is already non-finite.
+                if bool(torch.isfinite(xs[c, i]).all()) and bool(torch.isfinite(ls[c, i]).all()):
+                    frozen_x[i], frozen_l[i] = xs[c, i], ls[c, i]
+                elif c > 0:
+                    frozen_x[i], frozen_l[i] = xs[c - 1, i], ls[c - 1, i]
+                elif rec_x:
+                    frozen_x[i], frozen_l[i] = rec_x[-1][-1, i], rec_l[-1][-1, i]
+                else:  # a non-finite start cannot pass validation; keep the start
+                    frozen_x[i] = buf_x[0, i]
+                    frozen_l[i] = float("nan")
+            stop_step = torch.where(hit, first_bad, stop_step)
+        # Everything after a lane's stop step is the frozen lane.
+        after = (stop_step >= 0)[None, :] & (ts[:, None] > stop_step[None, :])
+        at_or_after = (stop_step >= 0)[None, :] & (ts[:, None] >= stop_step[None, :])
+        xs = torch.where(at_or_after[..., None] & ~torch.isfinite(xs), frozen_x[None], xs)
+        xs = torch.where(after[..., None], frozen_x[None], xs)
+        ls = torch.where(after[..., None], frozen_l[None], ls)
+        ds = torch.where(after[..., None], float("nan"), ds)
+        ws = torch.where(after[..., None], float("nan"), ws)
+        fs = fs & ~after[:, None, :]
+        # Outcome bookkeeping at every x_t of the chunk.
+        flat = xs.reshape(-1, D)
+        near_min = ((flat - gmin).norm(dim=-1) <= tol).view(C, B) & ~after
+        near_par = (pareto_distance(flat) <= tol).view(C, B) & ~after
+        big = torch.iinfo(torch.long).max
+        cand_min = torch.where(near_min, ts[:, None], big).amin(0)
+        cand_par = torch.where(near_par, ts[:, None], big).amin(0)
+        first_min = torch.where((first_min < 0) & (cand_min < big), cand_min, first_min)
+        first_par = torch.where((first_par < 0) & (cand_par < big), cand_par, first_par)
+        counts += fs.sum(0)
+        cand_flag = torch.where(fs, ts[:, None, None], big).amin(0)
+        first = torch.where((first < 0) & (cand_flag < big), cand_flag, first)
+        keep = ts % every == 0
+        if bool(keep.any()):
+            rec_x.append(xs[keep])
+            rec_l.append(ls[keep])
+            rec_d.append(ds[keep])
+            rec_w.append(ws[keep])
+            rec_f.append(fs[keep])
+            rec_t.append(ts[keep])
+        x = buf_x[C]
+        t0 += C
+        if progress is not None:
+            progress(min(t0 / steps, 1.0))
 
-    for t in range(steps):
-        losses, grads = problem.losses_and_grads(x, pparams)
-        # Outcome bookkeeping at x_t.
-        near_min = (x - gmin).norm(dim=-1) <= tol
-        near_par = pareto_distance(x) <= tol
-        first_min = torch.where((first_min < 0) & near_min, t, first_min)
-        first_par = torch.where((first_par < 0) & near_par, t, first_par)
-
-        fl.zero_()
-        bad_input = ~(torch.isfinite(losses).all(-1) & torch.isfinite(grads).flatten(1).all(-1))
-        fl[names.index("nonfinite_loss")] = bad_input & alive
-        progress_t = torch.tensor(t / max(steps - 1, 1), dtype=dtype)
-        for group in groups:
-            spec, entry, sl, params, gen, state = group
-            g = grads[sl]
-            if noise_std > 0:
-                g = g + noise_std * torch.randn(g.shape, generator=gen, dtype=dtype)
-            rnd = draw_random(spec, g.shape[0], K, D, gen, dtype)
-            out = spec.step(StepInput(g, losses[sl], lower[sl], rnd, progress_t), state, params)
-            group[5] = out.state
-            dg = out.direction
-            if entry.output_scale != 1.0:
-                dg = dg * entry.output_scale
-            if entry.clip_norm is not None:
-                # torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when below 1.
-                coef = entry.clip_norm / (dg.norm(dim=-1, keepdim=True) + 1e-6)
-                fl[names.index("clipped"), sl] = coef.squeeze(-1) < 1
-                dg = dg * coef.clamp(max=1.0)
-            d[sl] = dg
-            w[sl] = out.weights
-            for name, value in out.flags.items():
-                fl[names.index(name), sl] = value
-        bad_dir = ~torch.isfinite(d).all(-1) & ~bad_input
-        fl[names.index("nonfinite_direction")] = bad_dir & alive
-        stopping = (bad_input | bad_dir) & alive
-        if bool(stopping.any()):
-            for i in torch.nonzero(stopping).flatten().tolist():
-                reason[i] = "nonfinite_loss" if bool(bad_input[i]) else "nonfinite_direction"
-            stop_step = torch.where(stopping, t, stop_step)
-            alive = alive & ~stopping
-        fl &= alive | stopping
-        counts += fl
-        first = torch.where((first < 0) & fl, t, first)
-
-        if rec_i < len(rec_steps) and rec_steps[rec_i] == t:
-            rec_x[rec_i], rec_l[rec_i], rec_d[rec_i], rec_w[rec_i] = x, losses, d, w
-            rec_f[rec_i] = fl
-            rec_i += 1
-
-        step_d = torch.where(alive[:, None], d, 0.0)
-        x_new, opt_state = optimizer.update(step_d, opt_state, x)
-        x_new = torch.where(alive[:, None], x_new, x)
-        if config.early_stop_tol > 0 and float((x_new - x).norm(dim=-1).max()) < config.early_stop_tol:
-            x = x_new
-            steps_run = t + 1
-            for i in range(B):
-                if reason[i] == "completed":
-                    reason[i] = "early_stop"
-            stop_step = torch.where(alive, t + 1, stop_step)
-            break
-        x = x_new
-        if progress is not None and t % report_every == 0:
-            progress(t / steps)
-
+    stopped = stop_step >= 0
+    x = torch.where(stopped[:, None], frozen_x, x)
     losses, _ = problem.losses_and_grads(x, pparams)
-    final_t = steps_run
+    losses = torch.where(stopped[:, None], frozen_l, losses)
     near_min = (x - gmin).norm(dim=-1) <= tol
     near_par = pareto_distance(x) <= tol
-    first_min = torch.where((first_min < 0) & near_min & alive, final_t, first_min)
-    first_par = torch.where((first_par < 0) & near_par & alive, final_t, first_par)
-    rec_x[rec_i], rec_l[rec_i] = x, losses
-    used = rec_i + 1
-    recorded = np.array(rec_steps[:rec_i] + [final_t])
-    if progress is not None:
-        progress(1.0)
-
-    final_class = [
-        "global_min" if bool(near_min[i]) else "pareto" if bool(near_par[i]) else "other" for i in range(B)
-    ]
+    first_min = torch.where((first_min < 0) & near_min & ~stopped, steps_run, first_min)
+    first_par = torch.where((first_par < 0) & near_par & ~stopped, steps_run, first_par)
+    nan_d = torch.full((1, B, D), float("nan"), dtype=dtype)
+    nan_w = torch.full((1, B, K), float("nan"), dtype=dtype)
+    codes = {0: "early_stop" if early else "completed", 1: "nonfinite_loss", 2: "nonfinite_direction"}
+    reason = [codes[int(c)] for c in stop_code]
     result = Result(
         config=config,
         lanes=lanes,
-        recorded_steps=recorded,
-        x=rec_x[:used].numpy(),
-        losses=rec_l[:used].numpy(),
-        directions=rec_d[:used].numpy(),
-        weights=rec_w[:used].numpy(),
-        flags={n: rec_f[:used, j].numpy() for j, n in enumerate(names)},
+        recorded_steps=torch.cat(rec_t + [torch.tensor([steps_run])]).numpy(),
+        x=torch.cat(rec_x + [x[None]]).numpy(),
+        losses=torch.cat(rec_l + [losses[None]]).numpy(),
+        directions=torch.cat(rec_d + [nan_d]).numpy(),
+        weights=torch.cat(rec_w + [nan_w]).numpy(),
+        flags={
+            n: torch.cat([f[:, j] for f in rec_f] + [torch.zeros((1, B), dtype=torch.bool)]).numpy()
+            for j, n in enumerate(names)
+        },
         flag_counts={n: counts[j].numpy() for j, n in enumerate(names)},
         flag_first={n: first[j].numpy() for j, n in enumerate(names)},
         first_global_min=first_min.numpy(),
         first_pareto=first_par.numpy(),
-        stop_step=stop_step.numpy(),
+        stop_step=torch.where(stopped, stop_step, steps_run).numpy(),
         stop_reason=reason,
         global_min=gmin.to(torch.float64).numpy(),
         steps_run=steps_run,
         seconds=time.perf_counter() - started,
-        flag_help=flag_names,
+        flag_help=flag_help,
     )
-    result._final_class = final_class
+    result._final_class = [
+        "global_min" if bool(near_min[i]) else "pareto" if bool(near_par[i]) else "other" for i in range(B)
+    ]
     return result

@@ -66,7 +66,22 @@ def result_json(result: Result, trajectory: bool = True) -> str:
     return json.dumps(result_dict(result, trajectory), indent=1, allow_nan=False)
 
 
-CSV_COLUMNS = ["lane", "method", "params", "init_x1", "init_x2", "step", "x1", "x2", "loss1", "loss2", "d1", "d2", "w1", "w2"]
+CSV_COLUMNS = [
+    "lane",
+    "method",
+    "params",
+    "init_x1",
+    "init_x2",
+    "step",
+    "x1",
+    "x2",
+    "loss1",
+    "loss2",
+    "d1",
+    "d2",
+    "w1",
+    "w2",
+]
 
 
 def trajectories_csv(result: Result) -> str:
@@ -82,8 +97,17 @@ def trajectories_csv(result: Result) -> str:
             d = result.directions[t, i]
             w = result.weights[t, i]
             writer.writerow(
-                [i, lane.method, params, *lane.init, int(steps[t]), *(_fmt(v) for v in result.x[t, i]),
-                 *(_fmt(v) for v in result.losses[t, i]), *(_fmt(v) for v in d), *(_fmt(v) for v in w)]
+                [
+                    i,
+                    lane.method,
+                    params,
+                    *lane.init,
+                    int(steps[t]),
+                    *(_fmt(v) for v in result.x[t, i]),
+                    *(_fmt(v) for v in result.losses[t, i]),
+                    *(_fmt(v) for v in d),
+                    *(_fmt(v) for v in w),
+                ]
             )
     return buf.getvalue()
 

@@ -36,7 +36,10 @@ def stationary_points(problem: ProblemSpec, params: dict, lmbda: Tensor, iters: 
     for _ in range(iters):
         g = _weighted_grad(problem, params, x, lmbda)
         cols = [
-            (_weighted_grad(problem, params, x + h * e, lmbda) - _weighted_grad(problem, params, x - h * e, lmbda))
+            (
+                _weighted_grad(problem, params, x + h * e, lmbda)
+                - _weighted_grad(problem, params, x - h * e, lmbda)
+            )
             / (2 * h)
             for e in eye
         ]
@@ -99,31 +102,32 @@ def global_minimum(problem: ProblemSpec, params: dict) -> Tensor:
 
 
 class FastParetoDistance:
-    """Distance to a Pareto polyline that is a graph over x1 (as for the Liu et al. toy), in O(1)
-    per point: the nearest segment is searched only among the three around x1's position, and
-    points beyond the ends measure to the end point. Used every step by the engine; tests check
-    it against ``ParetoSet.distance``."""
+    """Distance to a Pareto polyline that is a graph over x1 (as for the Liu et al. toy), cheap
+    enough to run on every recorded state: each point measures only to the segments whose
+    x1-range meets [x1 - r, x1 + r] with r = ``exact_within``. A polyline point closer than r has
+    its x1 within r too, so every distance up to r is exact; larger ones are upper bounds. Tests
+    check it against ``ParetoSet.distance``."""
 
-    def __init__(self, pareto: ParetoSet, dtype: torch.dtype):
+    def __init__(self, pareto: ParetoSet, dtype: torch.dtype, exact_within: float = 0.5):
         pts = pareto.points.to(dtype)
-        order = torch.argsort(pts[:, 0])
-        self.pts = pts[order]
-        if not bool((self.pts[1:, 0] > self.pts[:-1, 0]).all()):
+        pts = pts[torch.argsort(pts[:, 0])]
+        if not bool((pts[1:, 0] > pts[:-1, 0]).all()):
             raise ValueError("FastParetoDistance needs a Pareto set that is a graph over x1")
-        self.x1 = self.pts[:, 0].contiguous()
-        self.n = self.pts.shape[0]
+        self.pts, self.x1, self.n, self.r = pts, pts[:, 0].contiguous(), pts.shape[0], exact_within
 
-    def __call__(self, x: Tensor) -> Tensor:
-        idx = torch.searchsorted(self.x1, x[:, 0].contiguous())
-        best = None
-        for offset in (-2, -1, 0):
-            i = (idx + offset).clamp(0, self.n - 2)
-            a, b = self.pts[i], self.pts[i + 1]
-            ab = b - a
-            t = (((x - a) * ab).sum(-1) / (ab * ab).sum(-1)).clamp(0, 1)
-            d = (x - a - t[:, None] * ab).norm(dim=-1)
-            best = d if best is None else torch.minimum(best, d)
-        return best
+    def __call__(self, x: Tensor, batch: int = 16384) -> Tensor:
+        out = []
+        for part in torch.split(x, batch):
+            first = (torch.searchsorted(self.x1, (part[:, 0] - self.r).contiguous()) - 1).clamp(0, self.n - 2)
+            last = (torch.searchsorted(self.x1, (part[:, 0] + self.r).contiguous())).clamp(0, self.n - 2)
+            width = int((last - first).max()) + 1 if len(part) else 1
+            i = (first[:, None] + torch.arange(width)[None, :]).clamp(max=self.n - 2)  # (N, W) segment starts
+            a = self.pts[i]
+            ab = self.pts[i + 1] - a
+            ap = part[:, None, :] - a
+            t = ((ap * ab).sum(-1) / (ab * ab).sum(-1)).clamp(0, 1)
+            out.append((ap - t[..., None] * ab).norm(dim=-1).amin(-1))
+        return torch.cat(out) if out else x.new_zeros((0,))
 
 
 # -- feasible regions in gradient space (2-D) ---------------------------------------------------

@@ -37,21 +37,23 @@ class Adam:
     beta2: float = 0.999
     eps: float = 1e-8
 
-    def init(self, x: Tensor) -> AdamState:
-        return AdamState(0, torch.zeros_like(x), torch.zeros_like(x))
+    def init(self, x: Tensor, step=0) -> AdamState:
+        return AdamState(step, torch.zeros_like(x), torch.zeros_like(x))
 
     def update(self, d: Tensor, state: AdamState, x: Tensor) -> tuple[Tensor, AdamState]:
+        """``state.step`` is a Python int (eager: bias corrections in double precision, exactly as
+        torch.optim.Adam) or a 0-d tensor (compiled: no recompilation as the count changes)."""
         step = state.step + 1
         exp_avg = state.exp_avg.lerp(d, 1 - self.beta1)
-        exp_avg_sq = state.exp_avg_sq.mul(self.beta2).addcmul_(d, d, value=1 - self.beta2)
+        exp_avg_sq = state.exp_avg_sq.mul(self.beta2).addcmul(d, d, value=1 - self.beta2)
         bias_correction1 = 1 - self.beta1**step
         bias_correction2_sqrt = (1 - self.beta2**step) ** 0.5
-        denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(self.eps)
-        x = x.addcdiv(exp_avg, denom, value=-(self.lr / bias_correction1))
+        denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add(self.eps)
+        if isinstance(step, Tensor):
+            x = x - (self.lr / bias_correction1) * (exp_avg / denom)
+        else:
+            x = x.addcdiv(exp_avg, denom, value=-(self.lr / bias_correction1))
         return x, AdamState(step, exp_avg, exp_avg_sq)
-
-    def select(self, state: AdamState, index: Tensor) -> AdamState:
-        return AdamState(state.step, state.exp_avg[index], state.exp_avg_sq[index])
 
 
 @dataclass(frozen=True)
@@ -61,18 +63,16 @@ class SGD:
     lr: float
     momentum: float = 0.0
 
-    def init(self, x: Tensor) -> SGDState:
-        return SGDState(0, torch.zeros_like(x))
+    def init(self, x: Tensor, step=0) -> SGDState:
+        return SGDState(step, torch.zeros_like(x))
 
     def update(self, d: Tensor, state: SGDState, x: Tensor) -> tuple[Tensor, SGDState]:
         buf = state.momentum_buffer
         if self.momentum != 0:
-            buf = d.clone() if state.step == 0 else buf.mul(self.momentum).add_(d)
+            # torch.optim.SGD starts the buffer at the first gradient (equal to 0 * momentum + d).
+            buf = buf.mul(self.momentum).add(d)
             d = buf
         return x.add(d, alpha=-self.lr), SGDState(state.step + 1, buf)
-
-    def select(self, state: SGDState, index: Tensor) -> SGDState:
-        return SGDState(state.step, state.momentum_buffer[index])
 
 
 def make_optimizer(name: str, lr: float, momentum: float = 0.0):

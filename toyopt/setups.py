@@ -68,16 +68,37 @@ def _add(setup: Setup) -> None:
     SETUPS[setup.name] = setup
 
 
-# Nash-MTL code base (AvivNavon/nash-mtl, experiments/toy): f1 scaled by 0.1, Adam 1e-3, 35k steps.
-_SUM = {"output_scale": 2.0}
-_NASH_COMMON = {
+# The CAGrad toy.py solvers (also used, on noisy gradients, by the SDMGrad toy): mean convention,
+# no clipping, CAGrad c = 0.5 with its 1e-4 guards and the division by 1 + c.
+_CAGRAD_TOY = {
+    "ls": {"params": {"reduction": "mean"}},
+    "pcgrad": {"params": {"reduction": "mean"}},
+    "cagrad": {"params": {"c": 0.5, "rescale": "1+c", "eps": 1e-4}},
+}
+# The Nash-MTL code base (experiments/toy): the shared gradient is the backward of the weighted
+# sum of the losses, so LS sums, MGDA's and CAGrad's mean-convention vectors are multiplied by K = 2,
+# and only Nash-MTL's own clip_grad_norm_(max_norm=1) runs after the backward pass (it always binds
+# for K = 2: any Nash weighting has ||d|| >= sqrt 2). CAGrad: c = 0.4, rescale 1 + c^2.
+_NASH_CODE = {
     "ls": {"params": {"reduction": "sum"}},
-    "cagrad": {"params": {"c": 0.4, "rescale": "1+c^2"}, **_SUM},
+    "cagrad": {"params": {"c": 0.4, "rescale": "1+c^2"}, "output_scale": 2.0},
+    "mgda": {"output_scale": 2.0},
     "pcgrad": {"params": {"reduction": "sum"}},
-    "mgda": {**_SUM},
-    "imtlg": {},
+    "graddrop": {"params": {"reduction": "sum"}},
     "nashmtl": {"clip_norm": 1.0},
-    "famo": {"params": {"gamma": 0.0}},
+    "famo": {"params": {"w_lr": 0.025, "gamma": 0.0}},
+    "uw": {"params": {"lr": 0.025}},
+    "dwa": {"params": {"temperature": 2.0, "window": 25}},
+}
+# The FAMO code base (a fork of Nash-MTL's): its base class clips before the backward pass (no
+# effect); CAGrad, PCGrad and GradDrop clip after overwriting the gradient (effective); its Nash-MTL
+# uses the base class, so it is not clipped. FAMO: gamma = 0 (run.sh), l* = (-21 s, -21).
+_FAMO_CODE = {
+    **_NASH_CODE,
+    "cagrad": {"params": {"c": 0.4, "rescale": "1+c^2"}, "output_scale": 2.0, "clip_norm": 1.0},
+    "pcgrad": {"params": {"reduction": "sum"}, "clip_norm": 1.0},
+    "graddrop": {"params": {"reduction": "sum"}, "clip_norm": 1.0},
+    "nashmtl": {},
 }
 
 _add(
@@ -90,11 +111,7 @@ _add(
         lr=1e-3,
         steps=100_000,
         methods=("ls", "mgda", "pcgrad", "cagrad"),
-        method_defaults={
-            "ls": {"params": {"reduction": "mean"}},
-            "pcgrad": {"params": {"reduction": "mean"}},
-            "cagrad": {"params": {"c": 0.5, "rescale": "1+c"}},
-        },
+        method_defaults=_CAGRAD_TOY,
     )
 )
 _add(
@@ -107,25 +124,20 @@ _add(
         lr=1e-3,
         steps=35_000,
         methods=("ls", "mgda", "pcgrad", "cagrad", "nashmtl"),
-        method_defaults=_NASH_COMMON,
+        method_defaults=_NASH_CODE,
     )
 )
 _add(
     Setup(
         name="famo2023",
         label="FAMO 2023: f1 x 0.1, 5 starts, Adam 1e-3, 50k steps, l* = (-2.1, -21)",
-        source="Cranial-XIX/FAMO experiments/toy",
+        source="Cranial-XIX/FAMO experiments/toy (run.sh)",
         problem_params={"scale": 0.1},
         inits=STANDARD5,
         lr=1e-3,
         steps=50_000,
         methods=("ls", "mgda", "pcgrad", "cagrad", "nashmtl", "famo"),
-        method_defaults={
-            **_NASH_COMMON,
-            "cagrad": {"params": {"c": 0.4, "rescale": "1+c^2"}, "output_scale": 2.0, "clip_norm": 1.0},
-            "pcgrad": {"params": {"reduction": "sum"}, "clip_norm": 1.0},
-            "nashmtl": {"clip_norm": 1.0},
-        },
+        method_defaults=_FAMO_CODE,
     )
 )
 _add(
@@ -138,25 +150,23 @@ _add(
         lr=2e-3,
         steps=70_000,
         noise=0.2,
-        methods=("ls", "mgda", "cagrad", "sdmgrad"),
-        method_defaults={
-            "ls": {"params": {"reduction": "mean"}},
-            "cagrad": {"params": {"c": 0.5, "rescale": "1+c"}},
-            "sdmgrad": {"params": {"lmbda": 0.01}},
-        },
+        methods=("ls", "mgda", "pcgrad", "cagrad", "sdmgrad"),
+        method_defaults={**_CAGRAD_TOY, "sdmgrad": {"params": {"lmbda": 0.01}}},
     )
 )
 _add(
     Setup(
         name="conicgrad2025",
         label="ConicGrad 2025 toy: Nash-MTL code base settings, 5 starts, 35k steps",
-        source="arXiv 2502.00217 Fig. 1 (settings of the Nash-MTL code base)",
+        source="arXiv 2502.00217 Fig. 1 and App. D (the Nash-MTL library and its settings)",
         problem_params={"scale": 0.1},
         inits=STANDARD5,
         lr=1e-3,
         steps=35_000,
         methods=("famo", "nashmtl", "cagrad", "conicgrad"),
-        method_defaults={**_NASH_COMMON, "conicgrad": {"params": {"c": 0.5}}},
+        method_defaults={**_NASH_CODE, "conicgrad": {"params": {"c": 0.5}}},
+        notes="The paper's toy c, and whether its ConicGrad output was also multiplied by K, are not "
+        "recoverable: c = 0.5 and no factor K here (both visible in the config).",
     )
 )
 

@@ -35,9 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return int(args.handler(args) or 0)
-    except (UsageError, ValueError) as exc:
+    except (UsageError, ValueError, OverflowError) as exc:
         print(f"toyopt: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `python -m toyopt methods | head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("toyopt: interrupted", file=sys.stderr)
         return 130

@@ -19,7 +19,10 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default=None, help="a JSON config file (from --out or an export)")
     p.add_argument("--method", action="append", default=None, help="method to run (repeat for several)")
     p.add_argument(
-        "--set", action="append", default=[], metavar="METHOD.PARAM=VALUE",
+        "--set",
+        action="append",
+        default=[],
+        metavar="METHOD.PARAM=VALUE",
         help="parameter value; 'a|b|c' gives a grid of float values",
     )
     p.add_argument("--inits", default=None, help="'x,y;x,y' or standard5 / cagrad3")
@@ -33,7 +36,9 @@ def read_text(path: str, what: str) -> str:
     try:
         return Path(path).read_text()
     except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read {what} {path!r}: {exc.strerror if isinstance(exc, OSError) else exc}")
+        raise UsageError(
+            f"cannot read {what} {path!r}: {exc.strerror if isinstance(exc, OSError) else exc}"
+        ) from None
 
 
 def config_from_args(args: argparse.Namespace) -> Config:

@@ -27,5 +27,8 @@ def handle(args) -> int:
         for i, lane in enumerate(result.lanes):
             x1, x2 = result.final_x[i]
             print(f"{lane.method:16s} init={lane.init} final=({x1:.4f}, {x2:.4f}) {result.outcome(i)}")
-        print(f"wrote {out} ({len(result.lanes)} lanes, {result.steps_run} steps, {result.seconds:.1f} s)", file=sys.stderr)
+        print(
+            f"wrote {out} ({len(result.lanes)} lanes, {result.steps_run} steps, {result.seconds:.1f} s)",
+            file=sys.stderr,
+        )
     return 0

@@ -71,4 +71,15 @@ def get_method(name: str) -> MethodSpec:
         raise ValueError(f"unknown method {name!r}; allowed: {sorted(METHODS)}") from None
 
 
-__all__ = ["EMPTY", "METHODS", "draw_random", "lane_params", "MethodOutput", "MethodSpec", "ParamSpec", "RandomNeed", "StepInput", "get_method"]
+__all__ = [
+    "EMPTY",
+    "METHODS",
+    "draw_random",
+    "lane_params",
+    "MethodOutput",
+    "MethodSpec",
+    "ParamSpec",
+    "RandomNeed",
+    "StepInput",
+    "get_method",
+]

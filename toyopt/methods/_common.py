@@ -45,3 +45,61 @@ def mgda_two_task(gram_: Tensor) -> Tensor:
     safe = denom > EPS * (g11 + g22) + torch.finfo(gram_.dtype).tiny
     x = (g22 - g12) / torch.where(safe, denom, torch.ones_like(denom))
     return torch.where(safe, x.clamp(0.0, 1.0), torch.full_like(x, 0.5))
+
+
+def adam_update(
+    param: Tensor,
+    grad: Tensor,
+    exp_avg: Tensor,
+    exp_avg_sq: Tensor,
+    step: Tensor,
+    lr: Tensor,
+    weight_decay: Tensor | float = 0.0,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """One ``torch.optim.Adam`` step (L2 ``weight_decay`` added to the gradient, as torch does)
+    on a method's own learnable (B, K) parameter, lanes in the rows.
+
+    ``step`` (B,) counts the steps already taken and ``lr``/``weight_decay`` are (B,) tensors or
+    numbers. Returns (param, exp_avg, exp_avg_sq, step) after the update.
+    """
+    beta1, beta2 = betas
+    if isinstance(lr, Tensor):
+        lr = lr.reshape(-1, 1)
+    if isinstance(weight_decay, Tensor):
+        weight_decay = weight_decay.reshape(-1, 1)
+    grad = grad + weight_decay * param
+    step = step + 1
+    exp_avg = exp_avg.lerp(grad, 1 - beta1)
+    exp_avg_sq = exp_avg_sq.mul(beta2).addcmul(grad, grad, value=1 - beta2)
+    bias_correction1 = (1 - beta1**step).unsqueeze(-1)
+    bias_correction2_sqrt = (1 - beta2**step).sqrt().unsqueeze(-1)
+    denom = exp_avg_sq.sqrt() / bias_correction2_sqrt + eps
+    param = param - (lr / bias_correction1) * (exp_avg / denom)
+    return param, exp_avg, exp_avg_sq, step
+
+
+def negligible(norms: Tensor) -> Tensor:
+    """(B, K) bool: gradient norms too small to divide by, relative to the lane's largest norm
+    (scale-invariant: a lane whose gradients are all 1e-12 is not degenerate)."""
+    scale = norms.amax(-1, keepdim=True)
+    return norms <= EPS * scale + torch.finfo(norms.dtype).tiny
+
+
+def permutations_from_uniform(random: Tensor, K: int) -> Tensor:
+    """(B, K, K) long: row i is a uniformly random permutation of 0..K-1 (argsort of K
+    independent uniform draws), one per task i, from ``random`` (B, >= K*K)."""
+    B = random.shape[0]
+    return random[:, : K * K].reshape(B, K, K).argsort(-1)
+
+
+#: Visiting order for K = 2 where the order cannot matter: row i visits task i, then the other.
+TWO_TASK_ORDER = torch.tensor([[0, 1], [1, 0]])
+
+
+def softmax(logits: Tensor) -> Tensor:
+    """Softmax over the last axis, max-shifted. Written out because ``torch.softmax`` enters a
+    parallel region even for a (B, K) tensor, which costs milliseconds per call on a busy CPU."""
+    e = torch.exp(logits - logits.amax(-1, keepdim=True))
+    return e / e.sum(-1, keepdim=True)

@@ -23,8 +23,9 @@ engine can batch lanes and compile a step.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 
@@ -66,19 +67,24 @@ class ParamSpec:
             if not isinstance(value, str) or value not in self.choices:
                 raise ValueError(f"{where} must be one of {list(self.choices)}, got {value!r}")
             return value
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{where} must be a number in {self.range_text()}, got {value!r}")
-        if self.kind == "int":
-            if float(value) != int(value):
-                raise ValueError(f"{where} must be an integer in {self.range_text()}, got {value!r}")
-            value = int(value)
-        else:
-            value = float(value)
-        if not math.isfinite(value) or (self.low is not None and value < self.low) or (
-            self.high is not None and value > self.high
+            raise ValueError(f"{where} must be a number in {self.range_text()}, got {shown}")
+        try:
+            number = float(value)
+        except OverflowError:  # an int too large for a float
+            raise ValueError(f"{where} must be in {self.range_text()}, got {shown}") from None
+        if (
+            not math.isfinite(number)
+            or (self.low is not None and number < self.low)
+            or (self.high is not None and number > self.high)
         ):
-            raise ValueError(f"{where} must be in {self.range_text()}, got {value!r}")
-        return value
+            raise ValueError(f"{where} must be in {self.range_text()}, got {shown}")
+        if self.kind == "int":
+            if number != int(number):
+                raise ValueError(f"{where} must be an integer in {self.range_text()}, got {shown}")
+            return int(number)
+        return number
 
     def range_text(self) -> str:
         if self.kind == "choice":
@@ -162,8 +168,7 @@ class MethodSpec:
             if p.name == name:
                 return p
         raise ValueError(
-            f"unknown parameter {name!r} for method {self.name!r}; "
-            f"allowed: {[p.name for p in self.params]}"
+            f"unknown parameter {name!r} for method {self.name!r}; allowed: {[p.name for p in self.params]}"
         )
 
     def defaults(self) -> dict[str, Any]:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from .base import EMPTY, MethodOutput, MethodSpec, ParamSpec, StepInput
 from ._common import combine
+from .base import EMPTY, MethodOutput, MethodSpec, ParamSpec, StepInput
 
 
 def step(inp: StepInput, state, params) -> MethodOutput:

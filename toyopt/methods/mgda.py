@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import torch
 
-from .base import EMPTY, EPS, MethodOutput, MethodSpec, ParamSpec, StepInput
 from ._common import combine, gram, mgda_two_task, quad, uniform
+from .base import EMPTY, EPS, MethodOutput, MethodSpec, ParamSpec, StepInput
 
 
 def min_norm_weights(gram_: torch.Tensor, iters: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -27,30 +27,33 @@ def min_norm_weights(gram_: torch.Tensor, iters: int) -> tuple[torch.Tensor, tor
     if K == 2:
         x = mgda_two_task(gram_)
         return torch.stack([x, 1 - x], dim=-1), torch.zeros(B, dtype=torch.bool)
-    w = uniform(gram_)
-    gap = torch.zeros(B, dtype=gram_.dtype)
+    fin = torch.finfo(gram_.dtype)
+    # The minimiser is invariant to scaling Gamma: solve on Gamma / max_i Gamma_ii so that the
+    # tolerances below mean the same at gradient norms 1e-12 and 1e12.
+    scale = torch.diagonal(gram_, dim1=-2, dim2=-1).amax(-1).clamp_min(fin.tiny)
+    g = gram_ / scale.reshape(B, 1, 1)
+    w = uniform(g)
+    gap = torch.zeros(B, dtype=g.dtype)
     for _ in range(iters):
-        grad = (gram_ @ w.unsqueeze(-1)).squeeze(-1)  # Gamma w
-        t = grad.argmin(-1)
-        e = torch.nn.functional.one_hot(t, K).to(gram_.dtype)
-        ww = quad(gram_, w)
+        grad = (g @ w.unsqueeze(-1)).squeeze(-1)  # Gamma w
+        e = torch.nn.functional.one_hot(grad.argmin(-1), K).to(g.dtype)
+        ww = quad(g, w)
         we = (grad * e).sum(-1)
-        ee = quad(gram_, e)
-        gap = ww - we
-        denom = ww - 2 * we + ee
-        gamma = torch.where(denom > EPS * ww.clamp_min(EPS), gap / denom.clamp_min(EPS), 0.0)
+        gap = ww - we  # Frank-Wolfe duality gap, >= ww - min_w w^T Gamma w
+        denom = ww - 2 * we + quad(g, e)  # ||g_w - g_t||^2
+        gamma = torch.where(denom > 16 * fin.eps, gap / denom.clamp_min(16 * fin.eps), 0.0)
         gamma = gamma.clamp(0.0, 1.0)
         w = (1 - gamma).unsqueeze(-1) * w + gamma.unsqueeze(-1) * e
-    return w, gap > 1e-6 * quad(gram_, w).clamp_min(EPS)
+    return w, gap > 1e-6 * quad(g, w).clamp_min(EPS)
 
 
 def step(inp: StepInput, state, params) -> MethodOutput:
     g = gram(inp.grads)
     w, not_converged = min_norm_weights(g, params["fw_iters"])
-    weights = w
-    d = combine(weights, inp.grads)
-    stopped = d.norm(dim=-1) <= EPS * inp.grads.norm(dim=-1).amax(-1).clamp_min(EPS)
-    return MethodOutput(d, weights, EMPTY, {"pareto_stationary": stopped, "solver_not_converged": not_converged})
+    d = combine(w, inp.grads)
+    largest = inp.grads.norm(dim=-1).amax(-1)
+    stopped = d.norm(dim=-1) <= EPS * largest + torch.finfo(d.dtype).tiny
+    return MethodOutput(d, w, EMPTY, {"pareto_stationary": stopped, "solver_not_converged": not_converged})
 
 
 SPEC = MethodSpec(
@@ -60,7 +63,14 @@ SPEC = MethodSpec(
     summary="Min-norm point of the convex hull of the gradients; stops on the Pareto set.",
     step=step,
     params=(
-        ParamSpec("fw_iters", 100, "Frank-Wolfe iterations (K > 2 only; K = 2 is solved exactly)", kind="int", low=1, high=1000),
+        ParamSpec(
+            "fw_iters",
+            100,
+            "Frank-Wolfe iterations (K > 2 only; K = 2 is solved exactly)",
+            kind="int",
+            low=1,
+            high=1000,
+        ),
     ),
     flags={
         "pareto_stationary": "d = 0: the point is Pareto-stationary and MGDA stops here",

@@ -1,0 +1,144 @@
+"""Engine benchmark: batched engine (eager and compiled) against the one-point-at-a-time baseline.
+
+Run:  python benchmarks/bench_engine.py [--quick]
+Writes benchmarks/results/engine.json; docs/benchmarks.md summarises it. Every figure is a median
+of repeated measurements in this one run (these machines are noisy: compare within a run only).
+
+The baseline steps one starting point at a time the way the original toy scripts do: a
+``torch.nn.Parameter`` x of shape (2,), the losses from ``problem.losses``, four scalar autograd
+calls (df_i/dx_j) per step, the method applied to the two gradients, and ``torch.optim.Adam``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from toyopt.config import STANDARD5, Config, MethodEntry  # noqa: E402
+from toyopt.engine import run  # noqa: E402
+from toyopt.methods import METHODS, StepInput, lane_params  # noqa: E402
+from toyopt.problems import get_problem  # noqa: E402
+
+OUT = Path(__file__).resolve().parent / "results" / "engine.json"
+
+
+def baseline_seconds_per_step(method: str, steps: int) -> float:
+    """Median seconds per step per start of the original-script style loop."""
+    problem = get_problem("liu2021")
+    spec = METHODS[method]
+    params = lane_params(spec, {}, 1, torch.float32)
+    times = []
+    for init in STANDARD5[:3]:
+        x = torch.nn.Parameter(torch.tensor(init, dtype=torch.float32))
+        opt = torch.optim.Adam([x], lr=1e-3)
+        state = spec.init_state(1, 2, 2, params, torch.float32)
+        lower = torch.tensor([[-2.1, -21.0]])
+        start = time.perf_counter()
+        for _ in range(steps):
+            f = problem.losses(x[None], {"scale": 0.1})[0]
+            g11 = torch.autograd.grad(f[0], x, retain_graph=True)[0][0].item()
+            g12 = torch.autograd.grad(f[0], x, retain_graph=True)[0][1].item()
+            g21 = torch.autograd.grad(f[1], x, retain_graph=True)[0][0].item()
+            g22 = torch.autograd.grad(f[1], x)[0][1].item()
+            grads = torch.tensor([[[g11, g12], [g21, g22]]])
+            out = spec.step(StepInput(grads, f.detach()[None], lower, None, torch.tensor(0.0)), state, params)
+            state = out.state
+            opt.zero_grad()
+            x.grad = out.direction[0]
+            opt.step()
+        times.append((time.perf_counter() - start) / steps)
+    return statistics.median(times)
+
+
+def timed(config: Config, repeats: int) -> tuple[float, float]:
+    """(median seconds, first-call seconds) of engine.run over ``repeats`` calls."""
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        run(config)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), times[0]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="shorter runs (extrapolated)")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    steps = 2_000 if args.quick else 35_000
+    out: dict = {
+        "machine": platform.platform(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
+
+    base = baseline_seconds_per_step("mgda", 300)
+    out["baseline_us_per_step_per_start"] = base * 1e6
+    out["baseline_5starts_35k_s_extrapolated"] = base * 5 * 35_000
+
+    one = Config(methods=(MethodEntry("mgda"),), problem_params={"scale": 0.1}, steps=steps, record_every=10)
+    for backend in ("eager", "compiled"):
+        med, first = timed(replace(one, backend=backend), 3)
+        scale = 35_000 / steps
+        out[f"{backend}_5starts_1method"] = {
+            "steps": steps,
+            "median_s": med,
+            "first_call_s": first,
+            "median_s_at_35k": med * scale,
+            "speedup_vs_baseline_at_35k": out["baseline_5starts_35k_s_extrapolated"] / (med * scale),
+        }
+
+    all_steps = 500 if args.quick else 2_000
+    every = Config(
+        methods=tuple(MethodEntry(m) for m in METHODS if m != "stl") + (MethodEntry("stl"),),
+        problem_params={"scale": 0.1},
+        steps=all_steps,
+        record_every=10,
+    )
+    for backend in ("eager", "compiled"):
+        med, first = timed(replace(every, backend=backend), 2)
+        out[f"{backend}_all_methods_5starts"] = {
+            "methods": len(every.methods),
+            "steps": all_steps,
+            "median_s": med,
+            "first_call_s": first,
+            "median_s_at_35k_extrapolated": med * 35_000 / all_steps,
+        }
+
+    lane_steps = 300
+    for lanes in (100, 1_000, 10_000):
+        inits = tuple(
+            (-9 + 18 * (i % 100) / 99, -9 + 18 * (i // 100) / max(lanes // 100 - 1, 1)) for i in range(lanes)
+        )
+        cfg = Config(
+            methods=(MethodEntry("mgda"),),
+            inits=inits,
+            problem_params={"scale": 0.1},
+            steps=lane_steps,
+            record_every=lane_steps,
+        )
+        for backend in ("eager", "compiled"):
+            med, _ = timed(replace(cfg, backend=backend), 3)
+            out[f"{backend}_lanes_{lanes}"] = {
+                "steps": lane_steps,
+                "median_s": med,
+                "lane_steps_per_s": lanes * lane_steps / med,
+                "ns_per_lane_step": med / (lanes * lane_steps) * 1e9,
+            }
+    OUT.parent.mkdir(exist_ok=True)
+    OUT.write_text(json.dumps(out, indent=1))
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()

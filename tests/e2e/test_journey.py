@@ -1,0 +1,81 @@
+"""The browser journey: landscape -> cone vs ball (move c, the figure changes) -> trajectories
+(charts present, the CAGrad c slider picks lanes of the cached run) -> screenshot.
+
+Slider latencies (key press to changed figure in the page) are printed and written to
+tests/e2e/latency.txt for the report."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOT = ROOT / "assets" / "app.png"
+QUERY = "methods=ls,mgda,cagrad,conicgrad_exact&setup=cagrad2021&steps=600&lr=0.03"
+TIMEOUT = 240_000
+
+SIGNATURE = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(el =>
+    JSON.stringify((el.data || []).filter(t => t.type !== 'contour').map(t => [t.name, t.x, t.y])))
+    .join('|')"""
+
+
+def _settle(page) -> None:
+    """Wait until the app has finished its run (no 'Running' status) and a figure is drawn."""
+    page.wait_for_selector(".js-plotly-plot", timeout=TIMEOUT)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=TIMEOUT, polling=100
+    )
+    page.wait_for_timeout(500)
+
+
+def _press_and_time(page, thumb, key: str) -> float:
+    before = page.evaluate(SIGNATURE)
+    thumb.focus()
+    started = time.perf_counter()
+    thumb.press(key)
+    page.wait_for_function(f"(before) => ({SIGNATURE})() !== before", arg=before, timeout=TIMEOUT, polling=16)
+    return (time.perf_counter() - started) * 1000
+
+
+@pytest.mark.e2e
+def test_journey(app_url, browser):
+    page = browser.new_page(viewport={"width": 1500, "height": 1250})
+    page.goto(f"{app_url}/?{QUERY}")
+    _settle(page)
+    assert page.locator("text=Pareto front in loss space").count() >= 1
+
+    # Cone vs ball: the ConicGrad cone slider redraws the regions.
+    page.get_by_text("Cone vs ball", exact=True).click()
+    page.wait_for_selector("text=Gradient space at the chosen point", timeout=TIMEOUT)
+    _settle(page)
+    cone = page.locator("[data-testid=stSlider]", has_text="ConicGrad cone c").get_by_role("slider")
+    region_ms = [_press_and_time(page, cone, "ArrowLeft") for _ in range(3)]
+    page.wait_for_function("() => location.search.includes('cone_c=0.47')", timeout=TIMEOUT)
+
+    # Trajectories: the charts are there, and the CAGrad c slider only picks lanes.
+    page.get_by_text("Trajectories", exact=True).click()
+    run_anyway = page.get_by_role("button", name="Run anyway")
+    page.wait_for_selector("text=Outcomes", timeout=TIMEOUT) if not run_anyway.count() else run_anyway.click()
+    _settle(page)
+    assert page.locator(".js-plotly-plot").count() >= 3  # map, loss curves, convergence
+    cagrad = (
+        page.locator("[data-testid=stExpander]", has_text="CAGrad parameters").get_by_role("slider").first
+    )
+    lane_ms = [_press_and_time(page, cagrad, "ArrowRight") for _ in range(3)]
+    _settle(page)
+    page.wait_for_function("() => location.search.includes('cagrad.c=0.8')", timeout=TIMEOUT)
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT))
+    report = (
+        f"cone-vs-ball c slider: {', '.join(f'{v:.0f}' for v in region_ms)} ms "
+        f"(median {statistics.median(region_ms):.0f} ms)\n"
+        f"trajectories CAGrad c slider (lanes of the cached run): "
+        f"{', '.join(f'{v:.0f}' for v in lane_ms)} ms "
+        f"(median {statistics.median(lane_ms):.0f} ms)\n"
+    )
+    (Path(__file__).parent / "latency.txt").write_text(report)
+    print(report)
+    page.close()

@@ -1,0 +1,219 @@
+"""Rendered files are valid PDF / SVG / PNG, byte-reproducible, carry their config, and the geometry
+they draw matches independent computations."""
+
+import math
+import re
+import struct
+import xml.etree.ElementTree as ET
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+
+from toyopt import geometry
+from toyopt.config import Config, MethodEntry
+from toyopt.engine import run
+from toyopt.figures import FigureSpec, read_embedded, render
+from toyopt.figures.draw import default_point, directions_at, dual_cone_arc, gap_series, region_c, thin
+from toyopt.methods import METHODS
+from toyopt.problems import get_problem
+from toyopt.setups import get_setup
+
+SVG = "{http://www.w3.org/2000/svg}"
+DPI = 60
+
+
+@pytest.fixture(scope="module")
+def config():
+    return get_setup("nashmtl2022").config(methods=["ls", "mgda"], steps=300)
+
+
+@pytest.fixture(scope="module")
+def result(config):
+    return run(config)
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    length, kind = struct.unpack(">I4s", data[8:16])
+    assert kind == b"IHDR" and length == 13
+    return struct.unpack(">II", data[16:24])
+
+
+def check_pdf(data: bytes) -> None:
+    assert data.startswith(b"%PDF-")
+    assert data.rstrip().endswith(b"%%EOF")
+    assert len(re.findall(rb"/Type\s*/Page(?![a-zA-Z])", data)) == 1
+    assert b"/FontFile2" in data  # TrueType programs embedded
+    assert not re.search(rb"/Type3\b|/Subtype\s*/Type3", data)
+
+
+def check_svg(data: bytes) -> None:
+    root = ET.fromstring(data)
+    assert root.tag == f"{SVG}svg"
+    texts = root.findall(f".//{SVG}text")
+    assert texts  # svg.fonttype 'none': labels stay text, not glyph paths
+    contents = {re.sub(r"\s", "", "".join(t.itertext())) for t in texts}
+    assert contents & {"x1", "d1", "L1"}  # a mathtext axis label ($x_1$ ...) kept as text
+
+
+@pytest.mark.parametrize("layout", ["paper", "landscape", "front", "regions"])
+@pytest.mark.parametrize("fmt", ["pdf", "svg", "png"])
+def test_every_layout_gives_a_valid_file(result, layout, fmt):
+    data = render(result, layout, "single", fmt, DPI)
+    if fmt == "pdf":
+        check_pdf(data)
+    elif fmt == "svg":
+        check_svg(data)
+    else:
+        width, height = png_size(data)
+        assert width == round(3.25 * DPI)
+        assert 0.5 * width < height < 2.5 * width
+
+
+def test_png_has_the_requested_custom_size(config):
+    data = render(config, "regions", 4.0, "png", 50)
+    assert png_size(data)[0] == 200
+    data = render(config, "regions", "double", "png", 100)
+    assert png_size(data)[0] == 675
+
+
+def test_same_config_gives_byte_identical_files_and_leaves_rcparams_alone(config, result):
+    before = dict(matplotlib.rcParams)
+    again = run(config)
+    for layout, fmt in (("paper", "pdf"), ("landscape", "svg"), ("landscape", "png")):
+        assert render(result, layout, "single", fmt, DPI) == render(again, layout, "single", fmt, DPI)
+    assert dict(matplotlib.rcParams) == before
+
+
+@pytest.mark.parametrize("fmt", ["pdf", "svg", "png"])
+def test_embedded_config_reruns_to_identical_trajectories(result, fmt):
+    data = render(result, "front", 3.5, fmt, DPI)
+    config, spec = read_embedded(data)
+    assert config == result.config
+    assert spec == FigureSpec(layout="front", width=3.5, dpi=DPI).validated()
+    rerun = run(config)
+    assert np.array_equal(rerun.x, result.x)
+    assert np.array_equal(rerun.losses, result.losses)
+    assert np.array_equal(rerun.recorded_steps, result.recorded_steps)
+
+
+def test_regions_draws_every_registered_method():
+    config = get_setup("nashmtl2022").config(methods=sorted(METHODS), steps=10)
+    grads, dirs = directions_at(config, (9.0, -1.0))
+    assert [d.method for d in dirs] == sorted(METHODS)
+    assert all(np.all(np.isfinite(d.d)) for d in dirs)
+    assert png_size(render(config, "regions", "single", "png", 50))[0] == round(3.25 * 50)
+
+
+def test_landscape_without_trajectories_needs_no_run():
+    config = get_setup("nashmtl2022").config(methods=["ls"], steps=200_000)  # would take minutes to run
+    data = render(config, "landscape", "single", "png", 50, trajectories=False)
+    assert png_size(data)[0] == round(3.25 * 50)
+
+
+def test_paper_layout_refuses_too_many_panels():
+    config = get_setup("nashmtl2022").config(methods=["mgda"], steps=5)
+    entries = tuple(MethodEntry("ls", {"reduction": r}) for r in ("mean", "sum")) * 7
+    with pytest.raises(ValueError, match="at most 12 panels"):
+        render(Config(methods=entries, steps=5, inits=config.inits[:1]), "paper", "single", "png", 50)
+
+
+# -- geometry drawn, against independent references --------------------------------------------
+
+
+def _feasible(grads: np.ndarray, angle: float) -> bool:
+    d = np.array([math.cos(angle), math.sin(angle)])
+    return all(g @ d >= 0 for g in grads)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_dual_cone_arc_matches_a_dense_angle_search(seed):
+    rng = np.random.default_rng(seed)
+    grads = rng.normal(size=(2, 2)) * rng.uniform(0.01, 10, size=(2, 1))
+    arc = dual_cone_arc(grads)
+    assert arc is not None  # two generic vectors always leave a wedge
+    lo, hi = arc
+    for angle in np.linspace(-2 * math.pi, 2 * math.pi, 4001):
+        inside = any(lo + 1e-9 <= angle + k * 2 * math.pi <= hi - 1e-9 for k in (-2, -1, 0, 1, 2))
+        outside = not any(lo - 1e-9 <= angle + k * 2 * math.pi <= hi + 1e-9 for k in (-2, -1, 0, 1, 2))
+        if inside:
+            assert _feasible(grads, angle)
+        if outside:
+            assert not _feasible(grads, angle)
+
+
+def test_dual_cone_of_opposite_gradients_is_a_line_and_of_one_gradient_a_half_plane():
+    lo, hi = dual_cone_arc(np.array([[1.0, 0.0], [-2.0, 0.0]]))
+    assert hi - lo == pytest.approx(0.0, abs=1e-12)
+    lo, hi = dual_cone_arc(np.array([[0.0, 3.0], [0.0, 0.0]]))
+    assert (lo, hi) == pytest.approx((0.0, math.pi))
+
+
+def test_directions_at_a_point_match_autograd_and_a_brute_force_min_norm(config):
+    point = (9.0, -1.0)
+    problem = get_problem("liu2021")
+    x = torch.tensor([point], dtype=torch.float64, requires_grad=True)
+    losses = problem.losses(x, {"scale": 0.1})[0]
+    g = np.stack([torch.autograd.grad(losses[k], x, retain_graph=True)[0][0].numpy() for k in range(2)])
+    grads, dirs = directions_at(config, point)
+    np.testing.assert_allclose(grads, g, rtol=1e-12, atol=1e-15)
+    by_name = {d.method: d.d for d in dirs}
+    np.testing.assert_allclose(by_name["ls"], g[0] + g[1], rtol=1e-12)  # reduction "sum" in this setup
+    w = np.linspace(0, 1, 200_001)[:, None]
+    best = np.linalg.norm(w * g[0] + (1 - w) * g[1], axis=-1).min()
+    assert np.linalg.norm(by_name["mgda"]) == pytest.approx(best, rel=1e-6)
+
+
+def test_default_point_is_a_start_with_conflicting_gradients(config):
+    point = default_point(config)
+    assert point in config.inits
+    _, grads = get_problem("liu2021").losses_and_grads(
+        torch.tensor([point], dtype=torch.float64), {"scale": 0.1}
+    )
+    assert float((grads[0, 0] * grads[0, 1]).sum()) < 0
+
+
+def test_gap_is_zero_at_the_global_minimum_and_the_loss_difference_elsewhere():
+    problem = get_problem("liu2021")
+    xstar = geometry.global_minimum(problem, {"scale": 0.1})
+    config = get_setup("nashmtl2022").config(
+        methods=["ls"],
+        params={"ls": {"reduction": "mean"}},
+        steps=20,
+        inits=(tuple(xstar.tolist()), (9.0, 9.0)),
+        optimizer="sgd",  # Adam would blow the ~1e-17 gradient at x* up to a full step
+    )
+    res = run(config)
+    assert np.all(np.abs(gap_series(res, (0,), "loss")) < 1e-10)
+    assert np.all(gap_series(res, (0,), "distance") < 1e-8)
+    start = problem.losses(torch.tensor([[9.0, 9.0]], dtype=torch.float64), {"scale": 0.1}).mean()
+    best = problem.losses(xstar[None], {"scale": 0.1}).mean()
+    assert gap_series(res, (1,), "loss")[0] == pytest.approx(float(start - best), rel=1e-12)
+    assert gap_series(res, (1,), "distance")[0] == pytest.approx(
+        float(np.hypot(*(np.array([9.0, 9.0]) - xstar.numpy())))
+    )
+
+
+def test_thin_keeps_the_ends_and_one_point_per_step_of_arc_length():
+    xy = np.column_stack([np.linspace(0, 1, 10_001), np.zeros(10_001)])
+    kept = thin(xy, 0.01)
+    assert np.array_equal(kept[0], xy[0]) and np.array_equal(kept[-1], xy[-1])
+    assert 100 <= len(kept) <= 102
+    assert np.diff(kept[:, 0]).max() <= 0.01 + 1e-9
+    xy[5] = np.nan
+    assert np.isfinite(thin(xy, 0.01)).all()
+
+
+def test_region_c_prefers_the_option_then_the_run_then_the_default():
+    config = get_setup("nashmtl2022").config(
+        methods=["cagrad"], params={"cagrad": {"c": [0.3, 0.6]}}, steps=5
+    )
+    assert region_c(config, ("cagrad",), 0.9, 0.5) == 0.9
+    assert region_c(config, ("cagrad",), None, 0.5) == 0.3
+    assert region_c(config, ("not_registered",), None, 0.25) == 0.25
+    default = METHODS["cagrad"].defaults()["c"]
+    assert (
+        region_c(get_setup("nashmtl2022").config(methods=["ls"], steps=5), ("cagrad",), None, 0.1) == default
+    )

@@ -1,0 +1,121 @@
+"""``python -m toyopt figure``: a figure for a paper (PDF, SVG or PNG) with its config embedded.
+
+python -m toyopt figure --setup conicgrad2025 --out fig1.pdf
+python -m toyopt figure --setup nashmtl2022 --layout regions --point=9,-1 --width single --out r.svg
+python -m toyopt figure --from fig1.pdf --width single --out fig1_small.png   # redraw a figure
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from ..engine import run
+from ..figures import LAYOUTS, FigureSpec, data_files, needs_run, read_embedded, render_spec
+from ..figures.embed import MAX_FIGURE_BYTES
+from ..figures.spec import GAPS, parse_point
+from ._common import UsageError, add_config_arguments, config_from_args, output_path, write_atomic
+
+SUFFIXES = (".pdf", ".svg", ".png")
+#: Config flags that --from cannot combine with (the embedded config is redrawn as it is).
+CONFIG_FLAGS = ("setup", "config", "method", "set", "inits", "steps", "seed", "lr", "record_every")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("figure", help="draw a paper figure (PDF, SVG, PNG) with its config embedded")
+    add_config_arguments(p)
+    p.add_argument(
+        "--from",
+        dest="from_figure",
+        default=None,
+        metavar="FIGURE",
+        help="redraw the run embedded in a figure written by toyopt (figure flags still apply)",
+    )
+    p.add_argument(
+        "--layout", choices=LAYOUTS, default=None, help="paper (default), landscape, front or regions"
+    )
+    p.add_argument("--width", default=None, help="single (3.25 in), double (6.75 in, default) or inches")
+    p.add_argument("--dpi", type=int, default=None, help="PNG resolution (default 300)")
+    p.add_argument(
+        "--point",
+        default=None,
+        metavar="X1,X2",
+        help="the point of --layout regions (write --point=-7.5,-0.5 for a negative x1)",
+    )
+    p.add_argument(
+        "--gap",
+        choices=GAPS,
+        default=None,
+        help="convergence panel: mean loss minus its minimum (loss, default) or ||x - x*|| (distance)",
+    )
+    p.add_argument("--no-convergence", action="store_true", help="paper layout without the convergence panel")
+    p.add_argument("--no-trajectories", action="store_true", help="landscape layout without any run")
+    p.add_argument("--ball-c", type=float, default=None, help="c of CAGrad's ball in --layout regions")
+    p.add_argument("--cone-c", type=float, default=None, help="c of ConicGrad's cone in --layout regions")
+    p.add_argument(
+        "--data",
+        action="store_true",
+        help="also write the data beside the figure: STEM.csv, STEM.json, STEM.config.json",
+    )
+    p.add_argument("--out", required=True, help="FILE.pdf, FILE.svg or FILE.png")
+    p.add_argument("--force", action="store_true", help="replace existing output files")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(handler=handle)
+
+
+def _figure_overrides(args) -> dict:
+    overrides = {}
+    for flag in ("layout", "width", "dpi", "gap", "ball_c", "cone_c"):
+        if getattr(args, flag) is not None:
+            overrides[flag] = getattr(args, flag)
+    if args.point is not None:
+        overrides["point"] = parse_point(args.point)
+    if args.no_convergence:
+        overrides["convergence"] = False
+    if args.no_trajectories:
+        overrides["trajectories"] = False
+    return overrides
+
+
+def _from_figure(args):
+    given = [f"--{name.replace('_', '-')}" for name in CONFIG_FLAGS if getattr(args, name)]
+    if given:
+        raise UsageError(f"--from redraws the embedded config as it is; drop {', '.join(given)}")
+    path = Path(args.from_figure)
+    try:
+        if path.stat().st_size > MAX_FIGURE_BYTES:
+            raise UsageError(f"--from {args.from_figure!r} is larger than {MAX_FIGURE_BYTES} bytes")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read --from {args.from_figure!r}: {exc.strerror}") from None
+    try:
+        return read_embedded(data)
+    except ValueError as exc:
+        raise UsageError(f"--from {args.from_figure!r}: {exc}") from None
+
+
+def handle(args) -> int:
+    out = output_path(args.out, args.force, SUFFIXES)
+    if args.from_figure is not None:
+        config, embedded = _from_figure(args)
+        spec = embedded or FigureSpec()
+    else:
+        config, spec = config_from_args(args), FigureSpec()
+    spec = replace(spec, **_figure_overrides(args)).validated()
+    data_paths = {}
+    if args.data:
+        for suffix in (".csv", ".json", ".config.json"):
+            target = out.with_name(out.stem + suffix)
+            data_paths[suffix] = output_path(str(target), args.force, (".csv", ".json"))
+    result = run(config) if needs_run(spec) or args.data else None
+    figure = render_spec(result if result is not None else config, spec, out.suffix.lower()[1:])
+    write_atomic(out, figure)
+    if result is not None:
+        for suffix, text in data_files(result).items():
+            if suffix in data_paths:
+                write_atomic(data_paths[suffix], text)
+    if not args.quiet:
+        written = ", ".join(str(p) for p in [out, *data_paths.values()])
+        print(f"wrote {written} ({spec.layout}, {spec.inches:g} in wide)", file=sys.stderr)
+    return 0

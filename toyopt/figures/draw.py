@@ -1,0 +1,684 @@
+"""The four layouts, drawn with matplotlib's object API on a ``Figure`` (no pyplot, no global
+state). Every function here reads a Config and, where trajectories are drawn, a Result; nothing
+here steps the optimizer except ``directions_at``, which evaluates each method once at a point.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+from matplotlib.colors import LinearSegmentedColormap
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Circle, FancyArrowPatch, Polygon
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+from .. import geometry
+from ..config import Config
+from ..engine import Result
+from ..methods import METHODS, draw_random, get_method, lane_params
+from ..methods.base import StepInput
+from ..problems import get_problem
+from .spec import MAX_PANELS, FigureSpec
+from .style import GLOBAL_MIN_STYLE, LANDSCAPE_GRAYS, PARETO_COLOR, START_STYLE, method_style
+
+#: Landscape grid points per axis and number of filled contour levels.
+GRID = 241
+LEVELS = 16
+#: Trajectories are thinned to points at least this fraction of the panel span apart (far below
+#: a printed line width), so vector files stay small whatever the step count.
+THIN = 1.0 / 2000
+#: Height of one legend row at the legend font size, inches.
+LEGEND_ROW = 0.135
+#: The gap axis of the convergence panel starts here (log scale; exact zeros cannot be drawn).
+GAP_FLOOR = 1e-8
+
+
+# -- shared pieces --------------------------------------------------------------------------------
+
+
+def _problem(config: Config):
+    problem = get_problem(config.problem)
+    return problem, problem.validate_params(config.problem_params)
+
+
+def _check_plane(problem) -> None:
+    if problem.dim != 2 or problem.n_tasks != 2:
+        raise ValueError(
+            f"figures need a problem with 2 parameters and 2 tasks; {problem.name} has "
+            f"{problem.dim} and {problem.n_tasks}"
+        )
+
+
+def mean_loss_grid(problem, params: dict, n: int = GRID) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """x1, x2 (n,) over the problem's box and the mean loss (n, n) on that grid (rows: x2);
+    cached (read-only arrays), since every panel of a figure draws the same landscape."""
+    return _mean_loss_grid(problem.name, tuple(sorted(params.items())), n)
+
+
+@lru_cache(maxsize=16)
+def _mean_loss_grid(
+    problem_name: str, params_key: tuple, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    problem, params = get_problem(problem_name), dict(params_key)
+    (lo1, hi1), (lo2, hi2) = problem.box
+    x1 = torch.linspace(lo1, hi1, n, dtype=torch.float64)
+    x2 = torch.linspace(lo2, hi2, n, dtype=torch.float64)
+    xx2, xx1 = torch.meshgrid(x2, x1, indexing="ij")
+    points = torch.stack([xx1.reshape(-1), xx2.reshape(-1)], dim=-1)
+    z = problem.losses(points, params).mean(-1).reshape(n, n)
+    arrays = (x1.numpy(), x2.numpy(), z.numpy())
+    for a in arrays:
+        a.flags.writeable = False
+    return arrays
+
+
+def draw_landscape(ax, config: Config) -> None:
+    """Filled contours of the mean loss, the Pareto set and the global minimum, on the box."""
+    problem, params = _problem(config)
+    x1, x2, z = mean_loss_grid(problem, params)
+    levels = np.unique(np.quantile(z, np.linspace(0.0, 1.0, LEVELS + 1)))
+    cmap = LinearSegmentedColormap.from_list("toyopt_grays", LANDSCAPE_GRAYS)
+    ax.contourf(x1, x2, z, levels=levels, cmap=cmap)
+    ax.contour(x1, x2, z, levels=levels[1:-1], colors="#8C8C8C", linewidths=0.25)
+    pareto = geometry.pareto_set(problem, params)
+    pts = pareto.points.numpy()
+    ax.plot(pts[:, 0], pts[:, 1], color="#FFFFFF", lw=3.2, solid_capstyle="round", zorder=2)
+    ax.plot(pts[:, 0], pts[:, 1], color=PARETO_COLOR, lw=1.6, solid_capstyle="round", zorder=2.1)
+    gmin = geometry.global_minimum(problem, params).numpy()
+    _marker(ax, gmin, GLOBAL_MIN_STYLE, size=9, zorder=6)
+    (lo1, hi1), (lo2, hi2) = problem.box
+    ax.set_xlim(lo1, hi1)
+    ax.set_ylim(lo2, hi2)
+    ax.set_aspect("equal")
+    ax.set_xticks(np.linspace(lo1, hi1, 5))
+    ax.set_yticks(np.linspace(lo2, hi2, 5))
+
+
+def _box_span(problem) -> np.ndarray:
+    return np.array([hi - lo for lo, hi in problem.box], dtype=np.float64)
+
+
+def _marker(ax, xy, style: dict, size: float, zorder: float, lw: float = 0.6) -> None:
+    ax.plot(
+        [xy[0]],
+        [xy[1]],
+        linestyle="none",
+        marker=style["marker"],
+        markersize=size,
+        markerfacecolor=style["facecolor"],
+        markeredgecolor=style["edgecolor"],
+        markeredgewidth=lw,
+        zorder=zorder,
+    )
+
+
+def thin(xy: np.ndarray, step: float) -> np.ndarray:
+    """The points of a polyline (T, 2) at which its arc length enters a new multiple of
+    ``step``, plus the first and last point (finite points only)."""
+    xy = xy[np.isfinite(xy).all(-1)]
+    if len(xy) <= 2:
+        return xy
+    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(xy, axis=0), axis=-1))])
+    bucket = np.floor(arc / step)
+    keep = np.concatenate([[True], bucket[1:] != bucket[:-1]])
+    keep[-1] = True
+    return xy[keep]
+
+
+def draw_path(ax, xy: np.ndarray, name: str, span: np.ndarray, lw: float = 1.0) -> None:
+    """A trajectory (T, 2) in the method's style, from an open start marker to a filled end marker;
+    thinned relative to the panel's extent ``span`` (2,) along each axis."""
+    style = method_style(name)
+    scale = np.asarray(span, dtype=np.float64)
+    path = thin(xy / scale, THIN) * scale
+    if len(path) == 0:
+        return
+    ax.plot(path[:, 0], path[:, 1], color=style.color, linestyle=style.linestyle, lw=lw, zorder=3)
+    _marker(ax, path[0], START_STYLE, size=3.5, zorder=5)
+    ax.plot(
+        [path[-1, 0]],
+        [path[-1, 1]],
+        linestyle="none",
+        marker=style.marker,
+        markersize=4.2,
+        markerfacecolor=style.color,
+        markeredgecolor="#000000",
+        markeredgewidth=0.5,
+        zorder=5.5,
+    )
+
+
+@dataclass(frozen=True)
+class Panel:
+    """The lanes of one method entry and one grid value."""
+
+    entry: int
+    grid_index: int
+    method: str
+    title: str
+    lanes: tuple[int, ...]
+
+
+def panels(config: Config, result: Result | None = None) -> list[Panel]:
+    """One panel per method entry and grid value, titled by the method's label (and the grid
+    value, or the entry's parameters when a method appears twice)."""
+    counts: dict[str, int] = {}
+    for entry in config.methods:
+        counts[entry.name] = counts.get(entry.name, 0) + 1
+    out = []
+    for e, entry in enumerate(config.methods):
+        combos = entry.grid()
+        grid_keys = [k for k, v in entry.params.items() if isinstance(v, list)]
+        for gi, combo in enumerate(combos):
+            label = METHODS[entry.name].label
+            shown = grid_keys if len(combos) > 1 else []
+            if counts[entry.name] > 1:
+                shown = sorted(entry.params)
+            if shown:
+                label += " (" + ", ".join(f"{k} = {_short(combo[k])}" for k in shown) + ")"
+            lanes = ()
+            if result is not None:
+                lanes = tuple(
+                    lane.index for lane in result.lanes if lane.entry == e and lane.grid_index == gi
+                )
+            out.append(Panel(e, gi, entry.name, label, lanes))
+    return out
+
+
+def _short(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _marks_legend(
+    fig: Figure,
+    extra: list | None = None,
+    loc: str = "outside upper center",
+    ncols: int = 4,
+    pareto_label: str = "Pareto set",
+):
+    handles = [
+        Line2D([], [], color=PARETO_COLOR, lw=1.6, label=pareto_label),
+        Line2D(
+            [],
+            [],
+            linestyle="none",
+            marker=GLOBAL_MIN_STYLE["marker"],
+            markersize=8,
+            markerfacecolor=GLOBAL_MIN_STYLE["facecolor"],
+            markeredgecolor=GLOBAL_MIN_STYLE["edgecolor"],
+            markeredgewidth=0.6,
+            label="global minimum",
+        ),
+        Line2D(
+            [],
+            [],
+            linestyle="none",
+            marker=START_STYLE["marker"],
+            markersize=3.5,
+            markerfacecolor=START_STYLE["facecolor"],
+            markeredgecolor=START_STYLE["edgecolor"],
+            markeredgewidth=0.6,
+            label="start",
+        ),
+    ]
+    handles += extra or []
+    fig.legend(handles=handles, loc=loc, ncols=ncols, borderaxespad=0.2, columnspacing=1.2)
+
+
+def method_handle(name: str, label: str) -> Line2D:
+    style = method_style(name)
+    return Line2D(
+        [],
+        [],
+        color=style.color,
+        linestyle=style.linestyle,
+        marker=style.marker,
+        markersize=4.2,
+        markerfacecolor=style.color,
+        markeredgecolor="#000000",
+        markeredgewidth=0.5,
+        label=label,
+    )
+
+
+# -- layouts --------------------------------------------------------------------------------------
+
+
+def paper(result: Result, spec: FigureSpec) -> Figure:
+    """One landscape panel per method (and grid value) with its trajectories, then the
+    convergence panel; as many columns as fit the width (1.3 in or more per panel)."""
+    config = result.config
+    problem, _ = _problem(config)
+    _check_plane(problem)
+    groups = panels(config, result)
+    if len(groups) > MAX_PANELS:
+        raise ValueError(
+            f"the paper layout draws at most {MAX_PANELS} panels (methods x grid values); "
+            f"this run has {len(groups)}"
+        )
+    n = len(groups) + (1 if spec.convergence else 0)
+    width = spec.inches
+    cols = max(1, min(n, int(width // 1.3)))
+    rows = math.ceil(n / cols)
+    side = width / cols
+    # The legend above the panels: the marks, then every method (its line also in the convergence panel).
+    handles = [method_handle(g.method, g.title) for g in groups]
+    legend_cols = min(3 + len(handles), max(3, int(width / 0.85)))
+    legend_rows = math.ceil((3 + len(handles)) / legend_cols)
+    fig = Figure(
+        figsize=(width, rows * (side + 0.02) + 0.07 + legend_rows * LEGEND_ROW), layout="constrained"
+    )
+    fig.get_layout_engine().set(w_pad=0.02, h_pad=0.02, wspace=0.04, hspace=0.04)
+    axes = fig.subplots(rows, cols, squeeze=False).reshape(-1)
+    span = _box_span(problem)
+    for ax, group in zip(axes, groups):
+        draw_landscape(ax, config)
+        for i in group.lanes:
+            draw_path(ax, result.x[:, i, :2], group.method, span, lw=1.2)
+        ax.set_title(group.title, pad=2.5)
+        ax.set_xlabel(r"$x_1$", labelpad=1)
+        ax.set_ylabel(r"$x_2$", labelpad=0)
+    if spec.convergence:
+        convergence(axes[len(groups)], result, groups, spec.gap)
+    for ax in axes[n:]:
+        ax.set_axis_off()
+    _marks_legend(fig, handles, ncols=legend_cols)
+    return fig
+
+
+def gap_series(result: Result, lanes: tuple[int, ...], gap: str) -> np.ndarray:
+    """(T,) mean over ``lanes`` of the gap to the global minimum at each recorded step: the mean
+    loss minus its value at x* ("loss") or ||x - x*|| ("distance")."""
+    if gap == "distance":
+        values = np.linalg.norm(result.x[:, list(lanes), :] - result.global_min, axis=-1)
+    else:
+        problem, params = _problem(result.config)
+        xstar = torch.as_tensor(result.global_min, dtype=torch.float64)[None]
+        best = float(problem.losses(xstar, params).mean())
+        values = result.losses[:, list(lanes), :].mean(-1) - best
+    return values.mean(-1)
+
+
+def convergence(ax, result: Result, groups: list[Panel], gap: str) -> None:
+    steps = result.recorded_steps
+    every = max(len(steps) // 4, 1)
+    lowest, highest = np.inf, 0.0
+    for k, group in enumerate(groups):
+        style = method_style(group.method)
+        series = np.clip(gap_series(result, group.lanes, gap), GAP_FLOOR, None)
+        lowest, highest = min(lowest, np.nanmin(series)), max(highest, np.nanmax(series))
+        ax.plot(
+            steps,
+            series,
+            color=style.color,
+            linestyle=style.linestyle,
+            lw=1.0,
+            marker=style.marker,
+            # Four markers per line, staggered between methods so that they do not sit on each other.
+            markevery=(every // 2 + k * every // max(len(groups), 1) // 2, every),
+            markersize=3.2,
+            markerfacecolor=style.color,
+            markeredgecolor="#000000",
+            markeredgewidth=0.4,
+        )
+    ax.set_yscale("log")
+    ax.set_box_aspect(1)
+    ax.set_xlim(0, max(int(steps[-1]), 1))
+    ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 3), useMathText=True)
+    ax.set_xlabel("step", labelpad=1)
+    ax.set_ylabel(
+        r"$\bar{L}(x_t) - \bar{L}(x^\star)$" if gap == "loss" else r"$\|x_t - x^\star\|$", labelpad=1
+    )
+    if highest < 100 * lowest:  # under two decades: label 1, 2, 5 x 10^k as plain numbers
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_title("convergence", pad=2.5)
+
+
+def _single_panel(spec: FigureSpec, entries: int, cols_below: int) -> tuple[Figure, object, str, int]:
+    """A figure with one square panel and room for a legend of ``entries`` items beside it (wide
+    figures, one column) or below it (narrow ones, ``cols_below`` columns); returns the figure,
+    the axes, the legend location and its column count."""
+    width = spec.inches
+    if width >= 4.5:
+        height = max(min(width * 0.5, 3.6), entries * LEGEND_ROW + 0.3)
+        fig = Figure(figsize=(width, height), layout="constrained")
+        return fig, fig.add_subplot(), "outside right upper", 1
+    rows = math.ceil(entries / cols_below)
+    fig = Figure(figsize=(width, width + 0.25 + rows * LEGEND_ROW), layout="constrained")
+    return fig, fig.add_subplot(), "outside lower center", cols_below
+
+
+def landscape(config: Config, result: Result | None, spec: FigureSpec) -> Figure:
+    """The mean-loss landscape with the Pareto set, global minimum and starts, and (with a
+    result) every method's trajectories overlaid."""
+    problem, _ = _problem(config)
+    _check_plane(problem)
+    groups = panels(config, result) if result is not None else []
+    fig, ax, where, ncols = _single_panel(spec, 3 + len(groups), 2)
+    draw_landscape(ax, config)
+    span = _box_span(problem)
+    extra = []
+    if result is not None:
+        for group in groups:
+            for i in group.lanes:
+                draw_path(ax, result.x[:, i, :2], group.method, span)
+            extra.append(method_handle(group.method, group.title))
+    else:
+        for init in config.inits:
+            _marker(ax, init, START_STYLE, size=3.5, zorder=5)
+    ax.set_xlabel(r"$x_1$")
+    ax.set_ylabel(r"$x_2$")
+    ax.set_title(r"mean loss $\bar{L} = (L_1 + L_2)/2$", pad=3)
+    _marks_legend(fig, extra, loc=where, ncols=ncols)
+    return fig
+
+
+def front(result: Result, spec: FigureSpec) -> Figure:
+    """Loss space: the Pareto front, the image of the global minimum and each lane's losses."""
+    config = result.config
+    problem, params = _problem(config)
+    _check_plane(problem)
+    groups = panels(config, result)
+    fig, ax, where, ncols = _single_panel(spec, 3 + len(groups), 2)
+    pareto = geometry.pareto_set(problem, params).front.numpy()
+    ax.plot(pareto[:, 0], pareto[:, 1], color=PARETO_COLOR, lw=1.6, zorder=2, solid_capstyle="round")
+    xstar = torch.as_tensor(result.global_min, dtype=torch.float64)[None]
+    lstar = problem.losses(xstar, params)[0].numpy()
+    finite = result.losses[np.isfinite(result.losses).all(-1)]
+    span = np.maximum(np.ptp(np.vstack([finite, pareto]), axis=0), 1e-12)
+    extra = []
+    for group in groups:
+        for i in group.lanes:
+            draw_path(ax, result.losses[:, i, :], group.method, span)
+        extra.append(method_handle(group.method, group.title))
+    _marker(ax, lstar, GLOBAL_MIN_STYLE, size=9, zorder=6)
+    ax.set_box_aspect(1)
+    ax.set_xlabel(r"$L_1$")
+    ax.set_ylabel(r"$L_2$")
+    ax.set_title("loss space: Pareto front and trajectories", pad=3)
+    _marks_legend(fig, extra, loc=where, ncols=ncols, pareto_label="Pareto front")
+    return fig
+
+
+# -- feasible regions -----------------------------------------------------------------------------
+
+
+def default_point(config: Config) -> tuple[float, float]:
+    """Of the starts whose task gradients conflict (<g1, g2> < 0), the one where their norms are
+    closest (largest min/max ratio, so both arrows are visible); without conflict the first start."""
+    problem, params = _problem(config)
+    x = torch.tensor(config.inits, dtype=torch.float64)
+    _, grads = problem.losses_and_grads(x, params)
+    conflict = (grads[:, 0] * grads[:, 1]).sum(-1) < 0
+    norms = grads.norm(dim=-1)
+    balance = norms.amin(-1) / norms.amax(-1).clamp_min(1e-300)
+    score = torch.where(conflict, balance, -1.0)
+    i = int(torch.argmax(score)) if bool(conflict.any()) else 0
+    return tuple(float(v) for v in config.inits[i])
+
+
+@dataclass(frozen=True)
+class Direction:
+    method: str
+    label: str
+    d: np.ndarray  # (2,)
+    flags: tuple[str, ...]  # the guards that fired at this point
+
+
+def directions_at(config: Config, point: tuple[float, float]) -> tuple[np.ndarray, list[Direction]]:
+    """The task gradients (K, 2) at ``point`` and each method entry's direction there (its first
+    grid value; a stateful method from its initial state, random draws from a generator seeded
+    with the config's seed). The direction is the method's own output, before the framework's
+    ``output_scale`` and ``clip_norm``: the ball and cone are defined on it."""
+    problem, params = _problem(config)
+    x = torch.tensor([point], dtype=torch.float64)
+    losses, grads = problem.losses_and_grads(x, params)
+    K, D = problem.n_tasks, problem.dim
+    lower = torch.tensor([config.resolved_lower_bounds()], dtype=torch.float64)
+    out = []
+    firsts = [p for p in panels(config) if p.grid_index == 0]
+    for e, (entry, group) in enumerate(zip(config.methods, firsts)):
+        spec = get_method(entry.name)
+        combo = entry.grid()[0]
+        lp = lane_params(spec, combo, 1, torch.float64)
+        state = spec.init_state(1, K, D, lp, torch.float64)
+        gen = torch.Generator().manual_seed(config.seed * 7919 + e)
+        random = draw_random(spec, 1, K, D, gen, torch.float64)
+        step = spec.step(
+            StepInput(grads, losses, lower, random, torch.tensor(0.0, dtype=torch.float64)), state, lp
+        )
+        fired = tuple(sorted(name for name, value in step.flags.items() if bool(value[0])))
+        out.append(Direction(entry.name, group.title, step.direction[0].numpy(), fired))
+    return grads[0].numpy(), out
+
+
+def region_c(config: Config, methods: tuple[str, ...], given: float | None, fallback: float) -> float:
+    """c of a region: the figure option, else the run's first entry of one of ``methods`` (its
+    first grid value), else the first registered method's default, else ``fallback``."""
+    if given is not None:
+        return given
+    for entry in config.methods:
+        if entry.name in methods and "c" in entry.grid()[0]:
+            return float(entry.grid()[0]["c"])
+    for method in methods:
+        if method in METHODS and "c" in METHODS[method].defaults():
+            return float(METHODS[method].defaults()["c"])
+    return fallback
+
+
+def dual_cone_arc(grads: np.ndarray) -> tuple[float, float] | None:
+    """The non-conflicting directions {d : <g_i, d> >= 0 for all i} of 2-D gradients as an angle
+    interval (lo, hi) (radians, hi - lo <= 2 pi); None when only d = 0 qualifies. Each nonzero
+    g_i allows the half-circle of width pi around its angle; the intersection of such arcs is one arc."""
+    lo, hi = -math.pi, math.pi
+    first = True
+    for g in grads:
+        if not np.any(g):
+            continue
+        a = math.atan2(g[1], g[0])
+        if first:
+            lo, hi, first = a - math.pi / 2, a + math.pi / 2, False
+            continue
+        centre = (lo + hi) / 2
+        a = centre + (a - centre + math.pi) % (2 * math.pi) - math.pi  # nearest copy of a
+        lo, hi = max(lo, a - math.pi / 2), min(hi, a + math.pi / 2)
+        if hi < lo:
+            return None
+    return lo, hi
+
+
+def _wedge(ax, lo: float, hi: float, radius: float, **kwargs) -> None:
+    angles = np.linspace(lo, hi, max(2, int(abs(hi - lo) / (math.pi / 180)) + 2))
+    pts = np.vstack([[0.0, 0.0], np.column_stack([radius * np.cos(angles), radius * np.sin(angles)])])
+    ax.add_patch(Polygon(pts, closed=True, **kwargs))
+
+
+def _arrow(ax, vec, color: str, lw: float, label: str | None, zorder: float, linestyle="-") -> None:
+    ax.add_patch(
+        FancyArrowPatch(
+            (0, 0),
+            tuple(vec),
+            arrowstyle="-|>",
+            mutation_scale=7,
+            color=color,
+            lw=lw,
+            linestyle=linestyle,
+            shrinkA=0,
+            shrinkB=0,
+            zorder=zorder,
+            label=label,
+        )
+    )
+
+
+def regions(config: Config, spec: FigureSpec) -> Figure:
+    """Gradient space at one point: g1, g2, g0, the dual cone, CAGrad's ball ||d - g0|| <= c||g0||,
+    ConicGrad's cone cos(d, g0) >= c (with the arc ||d|| = ||g0|| of its realisable updates) and
+    each method's direction d."""
+    problem, _ = _problem(config)
+    _check_plane(problem)
+    point = spec.point if spec.point is not None else default_point(config)
+    grads, dirs = directions_at(config, point)
+    g0 = grads.mean(0)
+    n0 = float(np.linalg.norm(g0))
+    ball_c = region_c(config, ("cagrad",), spec.ball_c, 0.5)
+    cone_c = region_c(config, ("conicgrad", "conicgrad_exact"), spec.cone_c, 0.5)
+    # The view: a square around everything drawn (the origin, the arrows, the ball, the arc).
+    shown = [
+        np.zeros(2),
+        *grads,
+        g0 - ball_c * n0,
+        g0 + ball_c * n0,
+        *(d.d for d in dirs if np.all(np.isfinite(d.d))),
+    ]
+    if n0 > 0:
+        shown += [
+            n0 * np.array([math.cos(a), math.sin(a)])
+            for a in np.linspace(-math.pi, math.pi, 73)
+            if abs((a - math.atan2(g0[1], g0[0]) + math.pi) % (2 * math.pi) - math.pi)
+            <= geometry.cone_half_angle(cone_c)
+        ]
+    shown = np.array(shown)
+    lo, hi = shown.min(0), shown.max(0)
+    centre, half_side = (lo + hi) / 2, max(float((hi - lo).max()) / 2 * 1.15, 1e-300)
+    radius = 3 * (float(np.linalg.norm(centre)) + half_side)  # rays and wedges reach past the view
+
+    fig, ax, where, ncols = _single_panel(spec, 4 + len(dirs), 1)
+    handles = []
+    arc = dual_cone_arc(grads)
+    if arc is not None:
+        _wedge(
+            ax,
+            arc[0],
+            arc[1],
+            radius,
+            facecolor="#E8E8E8",
+            edgecolor="#9A9A9A",
+            lw=0.5,
+            hatch="////",
+            zorder=0.5,
+        )
+        handles.append(
+            Polygon(
+                [[0, 0]],
+                facecolor="#E8E8E8",
+                edgecolor="#9A9A9A",
+                hatch="////",
+                lw=0.5,
+                label=r"dual cone $\langle g_i, d\rangle \geq 0$",
+            )
+        )
+    if n0 > 0:
+        psi0 = math.atan2(g0[1], g0[0])
+        cone = method_style("conicgrad")
+        half = geometry.cone_half_angle(cone_c)
+        _wedge(ax, psi0 - half, psi0 + half, radius, facecolor=cone.color, alpha=0.12, lw=0, zorder=1)
+        for side in (-half, half):
+            ax.plot(
+                [0, radius * math.cos(psi0 + side)],
+                [0, radius * math.sin(psi0 + side)],
+                color=cone.color,
+                linestyle=cone.linestyle,
+                lw=0.9,
+                zorder=1.5,
+            )
+        ang = np.linspace(psi0 - half, psi0 + half, 181)
+        ax.plot(
+            n0 * np.cos(ang),
+            n0 * np.sin(ang),
+            color=cone.color,
+            linestyle=(0, (1.0, 1.2)),
+            lw=0.9,
+            zorder=1.5,
+        )
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color=cone.color,
+                linestyle=cone.linestyle,
+                lw=0.9,
+                label=rf"ConicGrad cone $\cos(d, g_0) \geq {cone_c:g}$",
+            )
+        )
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color=cone.color,
+                linestyle=(0, (1.0, 1.2)),
+                lw=0.9,
+                label=r"cone $\cap$ $\|d\| = \|g_0\|$",
+            )
+        )
+        ball = method_style("cagrad")
+        ax.add_patch(Circle(tuple(g0), ball_c * n0, facecolor=ball.color, alpha=0.12, lw=0, zorder=1))
+        ax.add_patch(
+            Circle(
+                tuple(g0),
+                ball_c * n0,
+                facecolor="none",
+                edgecolor=ball.color,
+                linestyle=ball.linestyle,
+                lw=0.9,
+                zorder=1.5,
+            )
+        )
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color=ball.color,
+                linestyle=ball.linestyle,
+                lw=0.9,
+                label=rf"CAGrad ball $\|d - g_0\| \leq {ball_c:g}\,\|g_0\|$",
+            )
+        )
+    else:
+        ax.text(0.02, 0.02, r"$g_0 = 0$: no ball or cone", transform=ax.transAxes, fontsize=6)
+    for k, g in enumerate(grads):
+        _arrow(ax, g, "#555555", 1.0, None, 3)
+        ax.annotate(
+            rf"$g_{k + 1}$", tuple(g), xytext=(3, 2), textcoords="offset points", fontsize=7, zorder=6
+        )
+    _arrow(ax, g0, "#000000", 1.4, None, 3.2)
+    ax.annotate(r"$g_0$", tuple(g0), xytext=(3, -8), textcoords="offset points", fontsize=7, zorder=6)
+    for d in dirs:
+        style = method_style(d.method)
+        label = d.label + (f" [{', '.join(d.flags)}]" if d.flags else "")
+        if not np.all(np.isfinite(d.d)):
+            handles.append(
+                Line2D([], [], color=style.color, linestyle="none", label=label + " (non-finite d)")
+            )
+            continue
+        ax.plot([0, d.d[0]], [0, d.d[1]], color=style.color, linestyle=style.linestyle, lw=1.1, zorder=4)
+        ax.plot(
+            [d.d[0]],
+            [d.d[1]],
+            marker=style.marker,
+            markersize=4.5,
+            markerfacecolor=style.color,
+            markeredgecolor="#000000",
+            markeredgewidth=0.5,
+            linestyle="none",
+            zorder=4.5,
+        )
+        handles.append(method_handle(d.method, f"$d$ {label}"))
+    ax.plot([0], [0], marker="o", markersize=2.5, color="#000000", zorder=5)
+    ax.set_xlim(centre[0] - half_side, centre[0] + half_side)
+    ax.set_ylim(centre[1] - half_side, centre[1] + half_side)
+    ax.set_aspect("equal")
+    ax.axhline(0, color="#BBBBBB", lw=0.4, zorder=0.2)
+    ax.axvline(0, color="#BBBBBB", lw=0.4, zorder=0.2)
+    ax.set_xlabel(r"$d_1$")
+    ax.set_ylabel(r"$d_2$")
+    ax.set_title(rf"gradient space at $x = ({point[0]:g}, {point[1]:g})$", pad=3)
+    fig.legend(handles=handles, loc=where, ncols=ncols, borderaxespad=0.2)
+    return fig

@@ -1,0 +1,100 @@
+"""DWA, dynamic weight average: weight each task by how slowly its loss is falling.
+
+Liu, Johns, Davison, "End-to-End Multi-Task Learning with Attention", CVPR 2019 (arXiv
+1803.10704). The paper averages over epochs; this is the iteration-window version of the
+Nash-MTL code (``DynamicWeightAverage``), which the Nash-MTL/FAMO toy uses.
+
+State: a FIFO of the last 2W loss vectors (W = ``window``), initialised to ones, and the number
+of steps n taken so far. At every step the current (shifted) losses L_i = l_i - l*_i are pushed
+into the FIFO; then, once n > W (counting from 0),
+
+    r_i = mean(newest W entries of L_i) / mean(oldest W entries of L_i)
+    lambda_i = K * softmax(r / T)_i
+
+and lambda = 1 before that. The loss is mean_i(lambda_i l_i), so d = (1/K) sum_i lambda_i g_i.
+g_i is task i's gradient, l_i its loss, l*_i its lower bound, T the temperature, K the number
+of tasks.
+
+``loss_shift`` "lower_bound" uses L = l - l* (ratios need positive losses, the toy's are
+negative); "none" uses the raw losses as the published code does. Whenever a window mean is
+<= 0 the ratio is meaningless and ``nonpositive_ratio`` is raised; a window mean of 0 is
+replaced by a tiny number of the same scale so the ratio stays finite.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from ._common import combine, softmax
+from .base import EPS, MethodOutput, MethodSpec, ParamSpec, StepInput, Tensor
+
+
+class State(NamedTuple):
+    costs: Tensor  # (B, 2W, K) FIFO of (shifted) loss vectors, oldest first
+    steps: Tensor  # (B,) steps taken so far
+
+
+def init(B, K, D, params, dtype) -> State:
+    window = params["window"]
+    return State(torch.ones((B, 2 * window, K), dtype=dtype), torch.zeros(B, dtype=dtype))
+
+
+def step(inp: StepInput, state: State, params) -> MethodOutput:
+    window = params["window"]
+    K = inp.grads.shape[1]
+    losses = inp.losses - inp.lower_bounds if params["loss_shift"] == "lower_bound" else inp.losses
+    costs = torch.cat([state.costs[:, 1:], losses.unsqueeze(1)], dim=1)
+    newer = costs[:, window:].mean(1)
+    older = costs[:, :window].mean(1)
+    tiny = EPS * torch.maximum(newer.abs(), older.abs()) + torch.finfo(losses.dtype).tiny
+    safe_older = torch.where(older.abs() > tiny, older, tiny)
+    ratio = newer / safe_older
+    temperature = params["temperature"].unsqueeze(-1)
+    active = (state.steps > window).unsqueeze(-1)
+    lam = torch.where(active, K * softmax(ratio / temperature), torch.ones_like(ratio))
+    nonpositive = active & ((newer <= 0) | (older <= 0))
+    weights = lam / K
+    return MethodOutput(
+        combine(weights, inp.grads),
+        weights,
+        State(costs, state.steps + 1),
+        {"nonpositive_ratio": nonpositive.any(-1)},
+    )
+
+
+SPEC = MethodSpec(
+    name="dwa",
+    label="DWA",
+    paper="Liu, Johns, Davison, CVPR 2019, arXiv 1803.10704 (iteration window as in Nash-MTL code)",
+    summary="Tasks whose loss falls slowly over the last window get more weight.",
+    step=step,
+    init=init,
+    params=(
+        ParamSpec(
+            "temperature", 2.0, "softmax temperature T (2.0 in the paper and all codes)", low=0.01, high=100.0
+        ),
+        ParamSpec(
+            "window",
+            25,
+            "iterations per averaging window W (Nash-MTL/FAMO toy code: 25; the paper uses epochs)",
+            kind="int",
+            low=1,
+            high=1000,
+            step=1,
+        ),
+        ParamSpec(
+            "loss_shift",
+            "lower_bound",
+            "lower_bound: ratios of l - l* (positive on the toy); none: raw losses as the published code",
+            kind="choice",
+            choices=("lower_bound", "none"),
+        ),
+    ),
+    needs=frozenset({"losses"}),
+    flags={
+        "nonpositive_ratio": "a window mean loss was <= 0: the loss ratio (and so the weights) is meaningless"
+    },
+    guarantees=frozenset({"permutation_invariant"}),
+)

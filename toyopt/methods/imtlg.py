@@ -1,0 +1,79 @@
+"""IMTL-G: impartial multi-task learning, gradient part.
+
+Liu, Li, Kuang, Xue, Chen, Yang, Liao, Zhang, "Towards Impartial Multi-task Learning",
+ICLR 2021. The direction d = sum_i beta_i g_i with sum_i beta_i = 1 has equal projections on
+every unit task gradient, <d, g_i / ||g_i||> equal for all i (g_i the gradient of task i, K tasks).
+
+Gram form (TorchJD): with Gamma_ij = <g_i, g_j> and n_i = ||g_i|| = sqrt(Gamma_ii),
+
+    v = Gamma^+ n,   beta = v / sum_i v_i,
+
+Gamma^+ the pseudo-inverse (eigenvalues below 100 K eps_machine max eigenvalue are dropped).
+Then Gamma beta = n / sum_i v_i when Gamma is invertible, i.e. <d, g_i> = n_i / sum_j v_j.
+
+K = 2 closed form (exact, continuous also for parallel gradients): beta = (n2, n1) / (n1 + n2),
+d = (n1 n2 / (n1 + n2)) (g1^ + g2^), the bisector.
+
+For K > 2 sum_i v_i can be negative; d then increases every loss (flag ``negative_projection``).
+With rank(Gamma) < K (e.g. K > D) the pseudo-inverse no longer equalises the projections
+(flag ``rank_deficient``).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ._common import combine, gram
+from .base import EMPTY, MethodOutput, MethodSpec, StepInput
+
+
+def step(inp: StepInput, state, params) -> MethodOutput:
+    grads = inp.grads
+    B, K, _ = grads.shape
+    dtype = grads.dtype
+    fin = torch.finfo(dtype)
+    g = gram(grads)
+    diag = torch.diagonal(g, dim1=-2, dim2=-1).clamp_min(0.0)
+    scale = diag.amax(-1).clamp_min(fin.tiny)
+    n = (diag / scale.unsqueeze(-1)).sqrt()  # norms in units of the largest norm
+    all_zero = diag.amax(-1) <= fin.tiny
+    if K == 2:
+        total = n.sum(-1, keepdim=True)
+        weights = n.flip(-1) / torch.where(all_zero.unsqueeze(-1), torch.ones_like(total), total)
+        rank_deficient = torch.zeros(B, dtype=torch.bool)
+        negative = torch.zeros(B, dtype=torch.bool)
+    else:
+        evals, evecs = torch.linalg.eigh(g / scale[:, None, None])
+        kept = evals > 100 * K * fin.eps * evals.amax(-1, keepdim=True).clamp_min(fin.tiny)
+        inv = torch.where(kept, 1 / torch.where(kept, evals, torch.ones_like(evals)), torch.zeros_like(evals))
+        v = (evecs * inv.unsqueeze(-2)) @ (evecs.transpose(-1, -2) @ n.unsqueeze(-1))
+        v = v.squeeze(-1)
+        total = v.sum(-1)
+        tiny_total = total.abs() <= 1e-9 * v.abs().sum(-1).clamp_min(fin.tiny)
+        weights = v / torch.where(tiny_total, torch.ones_like(total), total).unsqueeze(-1)
+        weights = torch.where((tiny_total | all_zero).unsqueeze(-1), torch.zeros_like(weights), weights)
+        rank_deficient = (kept.sum(-1) < K) & ~all_zero
+        negative = (total < 0) & ~tiny_total & ~all_zero
+        all_zero = all_zero | tiny_total
+    weights = torch.where(all_zero.unsqueeze(-1), torch.zeros_like(weights), weights)
+    flags = {
+        "zero_gradients": all_zero,
+        "rank_deficient": rank_deficient,
+        "negative_projection": negative,
+    }
+    return MethodOutput(combine(weights, grads), weights, EMPTY, flags)
+
+
+SPEC = MethodSpec(
+    name="imtlg",
+    label="IMTL-G",
+    paper="Liu et al., 'Towards Impartial Multi-task Learning', ICLR 2021",
+    summary="Equal projection of d on every unit task gradient; the bisector for two tasks.",
+    step=step,
+    flags={
+        "zero_gradients": "all gradients are 0 (or sum_i v_i = 0 for K > 2): d = 0",
+        "rank_deficient": "K > 2 and Gamma is singular: pseudo-inverse used, projections may differ",
+        "negative_projection": "K > 2: the common projection <d, g_i^> is negative (d increases every loss)",
+    },
+    guarantees=frozenset({"permutation_invariant"}),
+)

@@ -1,0 +1,76 @@
+"""MGDA by softmax-parametrised gradient descent: Su Jianlin's second min-norm solver.
+
+Su Jianlin, "Multi-task learning notes (II): acting on gradients" (blog, kexue.fm/archives/8896,
+2022), section "de-constraint". The simplex weights are w = softmax(xi), and plain gradient
+descent minimizes f(xi) = w^T Gamma w = ||g_w||^2 (Gamma_ij = <g_i, g_j>, g_i the gradient of
+task i, K tasks, g_w = sum_i w_i g_i), whose minimizer over the simplex is MGDA's:
+
+    grad_xi f = 2 w * (Gamma w - (w^T Gamma w) 1),   xi <- xi - (lr0 / max_i Gamma_ii) grad_xi f,
+
+from xi = 0 (w = 1/K), ``steps`` times. Dividing the step by max_i Gamma_ii makes it scale-free.
+w stays strictly positive, so solutions on the simplex boundary are only approached
+asymptotically. d = g_w.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ._common import combine, gram, quad
+from .base import EMPTY, EPS, MethodOutput, MethodSpec, ParamSpec, StepInput
+
+
+def step(inp: StepInput, state, params) -> MethodOutput:
+    grads = inp.grads
+    B, K, _ = grads.shape
+    g = gram(grads)
+    scale = torch.diagonal(g, dim1=-2, dim2=-1).amax(-1).clamp_min(torch.finfo(grads.dtype).tiny)
+    gn = g / scale[:, None, None]
+    lr = params["lr0"].to(grads.dtype).unsqueeze(-1)
+    xi = torch.zeros((B, K), dtype=grads.dtype)
+    for _ in range(params["steps"]):
+        w = torch.softmax(xi, dim=-1)
+        gw = (gn @ w.unsqueeze(-1)).squeeze(-1)
+        xi = xi - lr * 2 * w * (gw - quad(gn, w).unsqueeze(-1))
+    w = torch.softmax(xi, dim=-1)
+    gw = (gn @ w.unsqueeze(-1)).squeeze(-1)
+    gap = quad(gn, w) - gw.amin(-1)
+    flags = {
+        "pareto_stationary": quad(gn, w) <= EPS,
+        "solver_not_converged": gap > 1e-3,
+    }
+    return MethodOutput(combine(w, grads), w, EMPTY, flags)
+
+
+SPEC = MethodSpec(
+    name="mgda_softmax",
+    label="MGDA (Su, softmax GD)",
+    paper="Su Jianlin, blog 'Multi-task learning notes (II)', 2022 (kexue.fm/archives/8896)",
+    summary="MGDA's min-norm point by gradient descent on softmax logits of the weights.",
+    step=step,
+    params=(
+        ParamSpec(
+            "steps",
+            100,
+            "gradient-descent steps on the logits (the blog gives no count)",
+            kind="int",
+            low=1,
+            high=100000,
+            unverified=True,
+        ),
+        ParamSpec(
+            "lr0",
+            1.0,
+            "step size times max_i ||g_i||^2 (the blog gives no value)",
+            low=1e-3,
+            high=10.0,
+            step=0.1,
+            unverified=True,
+        ),
+    ),
+    flags={
+        "pareto_stationary": "||d||^2 <= 1e-8 max ||g_i||^2: the point is (close to) Pareto-stationary",
+        "solver_not_converged": "the duality gap ||d||^2 - min_i <g_i, d> is above 1e-3 max ||g_i||^2",
+    },
+    guarantees=frozenset({"permutation_invariant"}),
+)

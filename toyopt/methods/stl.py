@@ -1,0 +1,41 @@
+"""STL, single-task learning: follow one task's gradient and ignore the others.
+
+The baseline ``STL`` of the Nash-MTL and FAMO code bases (Navon et al., "Multi-Task Learning as
+a Bargaining Game", ICML 2022, arXiv 2202.01017).
+
+    d = g_t
+
+g_t is the gradient of task t (0-based parameter ``task``). When t >= K (the problem has fewer
+tasks) there is no such gradient: d = 0 and the flag ``task_out_of_range`` is raised.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ._common import combine
+from .base import EMPTY, MethodOutput, MethodSpec, ParamSpec, StepInput
+
+
+def step(inp: StepInput, state, params) -> MethodOutput:
+    B, K, _ = inp.grads.shape
+    task = params["task"]
+    weights = torch.zeros((B, K), dtype=inp.grads.dtype)
+    if task < K:
+        weights[:, task] = 1.0
+    out_of_range = torch.full((B,), task >= K, dtype=torch.bool)
+    return MethodOutput(combine(weights, inp.grads), weights, EMPTY, {"task_out_of_range": out_of_range})
+
+
+SPEC = MethodSpec(
+    name="stl",
+    label="STL",
+    paper="Single-task baseline of Navon et al., ICML 2022, arXiv 2202.01017 (code: STL)",
+    summary="Follows one task's gradient only.",
+    step=step,
+    params=(
+        ParamSpec("task", 0, "index of the task to follow (0-based)", kind="int", low=0, high=15, step=1),
+    ),
+    needs=frozenset(),
+    flags={"task_out_of_range": "the chosen task index is >= the number of tasks: d = 0"},
+)

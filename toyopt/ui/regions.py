@@ -1,0 +1,209 @@
+"""View 3, feasible regions: at a point (typed, a step of a trajectory, or synthetic gradients), the
+task gradients, the dual cone of non-conflicting directions, CAGrad's ball and ConicGrad's cone
+(each with its own c), and the update d of every selected method with read-outs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import streamlit as st
+import torch
+
+from .. import geometry
+from ..methods import METHODS
+from . import controls, figures, runs
+
+SOURCES = {
+    "point": "a point of the toy",
+    "trajectory": "a step of a trajectory",
+    "synthetic": "synthetic gradients",
+}
+
+
+def _point_from_source(values: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """Gradients (K, D), losses (K,), lower bounds (K,) and a description of where they come from."""
+    source = values["source"] or "point"
+    if source == "synthetic":
+        a, b, c = st.columns(3)
+        controls.bound(
+            st.slider,
+            "angle",
+            "angle between g1 and g2 (deg)",
+            values,
+            a,
+            min_value=0.0,
+            max_value=180.0,
+            step=1.0,
+        )
+        controls.bound(
+            st.number_input, "g1_norm", "||g1||", values, b, min_value=1e-3, max_value=1e3, format="%g"
+        )
+        controls.bound(
+            st.number_input, "g2_norm", "||g2||", values, c, min_value=1e-3, max_value=1e3, format="%g"
+        )
+        grads = runs.synthetic_gradients(values["angle"], values["g1_norm"], values["g2_norm"])
+        return (
+            grads,
+            np.ones(2),
+            np.zeros(2),
+            "synthetic gradients (losses 1, lower bounds 0 for methods that use them)",
+        )
+    if source == "trajectory":
+        result = runs.get_result(values)
+        if result is None:
+            st.info("Showing the point (-2, 2) until the trajectories have run.")
+            losses, grads, lower = runs.toy_point(values, (-2.0, 2.0))
+            return grads, losses, lower, "x = (-2, 2)"
+        panels = {s.method: s for s in runs.series(result, values)}
+        if values["traj_method"] not in panels:
+            values["traj_method"] = next(iter(panels))
+            st.session_state.pop(controls.widget_key("traj_method"), None)
+        a, b, c = st.columns(3)
+        controls.bound(
+            st.selectbox,
+            "traj_method",
+            "trajectory of",
+            values,
+            a,
+            options=list(panels),
+            format_func=lambda m: panels[m].title,
+        )
+        s = panels[values["traj_method"]]
+        starts = [result.lanes[i].init for i in s.lanes]
+        values["traj_start"] = min(values["traj_start"], len(starts) - 1)
+        controls.bound(
+            st.selectbox,
+            "traj_start",
+            "from start",
+            values,
+            b,
+            options=list(range(len(starts))),
+            format_func=lambda i: f"({starts[i][0]:g}, {starts[i][1]:g})",
+        )
+        last = len(result.recorded_steps) - 1
+        values["at_step"] = min(values["at_step"], last)
+        controls.bound(st.slider, "at_step", "recorded step index", values, c, min_value=0, max_value=last)
+        lane = s.lanes[values["traj_start"]]
+        x = tuple(float(v) for v in result.x[values["at_step"], lane])
+        where = (
+            f"step {int(result.recorded_steps[values['at_step']])} of {s.title}, x = ({x[0]:.3f}, {x[1]:.3f})"
+        )
+    else:
+        a, b = st.columns(2)
+        p = values["point"]
+        x1 = a.number_input("x1", -10.0, 10.0, float(p[0]), 0.1, key="region_x1")
+        x2 = b.number_input("x2", -10.0, 10.0, float(p[1]), 0.1, key="region_x2")
+        values["point"] = (float(x1), float(x2))
+        x = values["point"]
+        where = f"x = ({x[0]:g}, {x[1]:g})"
+    losses, grads, lower = runs.toy_point(values, x)
+    return grads, losses, lower, where
+
+
+def readouts(grads: np.ndarray, updates: dict, cone_c: float, ball_c: float) -> list[dict]:
+    g = torch.as_tensor(grads)
+    g0 = g.mean(0)
+    rows = []
+    for label, (d, weights, flags) in updates.items():
+        dt = torch.as_tensor(d)
+        n0, nd = float(g0.norm()), float(dt.norm())
+        rows.append(
+            {
+                "method": label,
+                "d": f"({d[0]:.4g}, {d[1]:.4g})",
+                "||d||": nd,
+                "cos(d, g0)": float(dt @ g0) / (nd * n0) if nd > 0 and n0 > 0 else float("nan"),
+                "<g1, d>": float(g[0] @ dt),
+                "<g2, d>": float(g[1] @ dt),
+                "non-conflicting": bool(geometry.in_dual_cone(dt, g)),
+                f"in ball (c={ball_c:g})": bool(geometry.in_ball(dt, g0, ball_c)),
+                f"in cone (c={cone_c:g})": bool(geometry.in_cone(dt, g0, cone_c)),
+                "weights": ", ".join(f"{w:.3g}" for w in weights),
+                "flags": ", ".join(flags),
+            }
+        )
+    return rows
+
+
+def view(values: dict[str, Any]) -> None:
+    st.markdown(
+        "Gradient space at one point. Green: the **dual cone**, directions d with <g_i, d> >= 0 for both "
+        "tasks "
+        "(no task gets worse to first order). Orange: **CAGrad's ball** ||d - g0|| <= c||g0||. Purple: "
+        "**ConicGrad's cone** cos(d, g0) >= c and its arc ||d|| = ||g0||. Dashed: each selected method's "
+        "update d."
+    )
+    controls.bound(
+        st.segmented_control,
+        "source",
+        "Point",
+        values,
+        options=list(SOURCES),
+        format_func=SOURCES.get,
+        required=True,
+    )
+    grads, losses, lower, where = _point_from_source(values)
+    a, b = st.columns(2)
+    controls.bound(
+        st.slider,
+        "cone_c",
+        "ConicGrad cone c (cos of the half-angle)",
+        values,
+        a,
+        min_value=-1.0,
+        max_value=1.0,
+        step=0.01,
+    )
+    controls.bound(
+        st.slider,
+        "ball_c",
+        "CAGrad ball c (radius / ||g0||)",
+        values,
+        b,
+        min_value=0.0,
+        max_value=2.0,
+        step=0.01,
+    )
+    cone_c, ball_c = values["cone_c"], values["ball_c"]
+    notes = [f"Cone half-angle {np.degrees(geometry.cone_half_angle(cone_c)):.1f} deg"]
+    if cone_c < 0:
+        notes.append("**the cone is non-convex (c < 0)**: it is more than a half-plane")
+    tangent = geometry.ball_tangent_half_angle(ball_c)
+    notes.append(
+        "the ball contains 0 (c >= 1): CAGrad may stop where MGDA stops"
+        if tangent is None
+        else f"the ball spans +-{np.degrees(tangent):.1f} deg from the origin, like a cone with "
+        f"c = {geometry.matching_cone_c(ball_c):.3f}"
+    )
+    st.caption("; ".join(notes) + ".")
+    updates = {}
+    for name in values["methods"]:
+        spec = METHODS[name]
+        params = {p.name: values[f"{name}.{p.name}"] for p in spec.params}
+        u = runs.method_update(name, params, grads, losses, lower, seed=values["seed"])
+        label = spec.label + (f" (c={params['c']:g})" if runs.grid_spec(name) is not None else "")
+        updates[label] = (u.direction, u.weights, u.flags)
+    fig = figures.regions_figure(grads[0], grads[1], cone_c, ball_c, {k: v[0] for k, v in updates.items()})
+    left, right = st.columns([3, 2])
+    left.plotly_chart(fig, key="regions_figure")
+    g1, g2 = grads
+    cos12 = float(g1 @ g2) / max(float(np.linalg.norm(g1) * np.linalg.norm(g2)), 1e-300)
+    right.markdown(
+        f"At {where}: g1 = ({g1[0]:.4g}, {g1[1]:.4g}), g2 = ({g2[0]:.4g}, {g2[1]:.4g}), "
+        f"cos(g1, g2) = {cos12:.3f} ({'conflicting' if cos12 < 0 else 'not conflicting'})."
+    )
+    right.dataframe(readouts(grads, updates, cone_c, ball_c), hide_index=True)
+    stateful = [METHODS[m].label for m in values["methods"] if METHODS[m].stateful]
+    st.caption(
+        "Each method's own step at this point, before a framework's output scale or clipping, with the "
+        "sidebar's parameters"
+        + (
+            f"; stateful methods ({', '.join(stateful)}) start from a fresh state, so "
+            "their d is their first step, not the one they take mid-run"
+            if stateful
+            else ""
+        )
+        + ". A method's own rescale (e.g. CAGrad's rescale = 1+c) shrinks d after it was chosen in its "
+        "region, so a rescaled d may lie outside the ball. The engine moves x along -d."
+    )

@@ -1,0 +1,250 @@
+"""From the app's values to one cached engine run, and from a Result back to what a view shows.
+
+One run carries every lane a view may show next: all selected methods, all starting points and,
+for every method with a float parameter named ``c`` (ConicGrad, CAGrad, ...), the whole grid of c
+values its slider offers. The slider then only picks lanes of the cached Result (the cache key, the
+config's JSON, does not change), so moving it needs no engine call.
+
+Also here: a method's update at a single point (``lane_params`` + ``spec.step``), for the
+feasible-regions view.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import streamlit as st
+import torch
+
+from ..config import MAX_GRID, Config
+from ..engine import Result, run
+from ..methods import METHODS, ParamSpec, StepInput, draw_random, lane_params
+from ..problems import get_problem
+from ..setups import get_setup
+
+#: Parameters whose slider offers a grid carried by one run.
+GRID_PARAM = "c"
+#: At most this many grid values per slider (the core allows MAX_GRID).
+GRID_VALUES = min(21, MAX_GRID)
+#: Recorded states per lane (record_every is chosen to stay near this).
+RECORD_TARGET = 500
+CACHE_ENTRIES = 12
+PROGRESS_CHUNK = 128
+PROBE_STEPS = 25
+#: Runs estimated longer than this wait for a click.
+SLOW_SECONDS = 15.0
+
+
+def grid_spec(method: str) -> ParamSpec | None:
+    """The float parameter of ``method`` that the app runs as a whole grid, if any."""
+    for p in METHODS[method].params:
+        if p.name == GRID_PARAM and p.kind == "float" and p.low is not None and p.high is not None:
+            return p
+    return None
+
+
+def grid_values(p: ParamSpec, include: tuple[float, ...] = ()) -> list[float]:
+    """The slider's values: from low over a span of max(1, 4 |default|) (at most to high), by the
+    spec's step coarsened to at most GRID_VALUES values, plus the values in ``include`` (the
+    setup's) that lie in [low, high] and off that lattice."""
+    top = min(p.high, p.low + max(1.0, 4 * abs(p.default)))
+    span = top - p.low
+    step = p.step if p.step else span / (GRID_VALUES - 1)
+    count = int(math.floor(span / step + 1e-9)) + 1
+    if count > GRID_VALUES:
+        step *= math.ceil((count - 1) / (GRID_VALUES - 1))
+        count = int(math.floor(span / step + 1e-9)) + 1
+    values = [round(p.low + i * step, 10) for i in range(count)]
+    for v in include:
+        if all(abs(v - w) > 1e-9 for w in values) and p.low <= v <= p.high:
+            values.append(float(v))
+    return sorted(values)
+
+
+def slider_grid(setup_name: str, method: str) -> list[float]:
+    """The grid a method's slider offers and its run carries: the lattice plus the setup's value."""
+    p = grid_spec(method)
+    return grid_values(p, (get_setup(setup_name).entry(method).params.get(p.name, p.default),))
+
+
+def nearest_index(values: list[float], value: float) -> int:
+    return int(np.argmin([abs(v - value) for v in values]))
+
+
+def record_every(steps: int) -> int:
+    return max(1, math.ceil(steps / RECORD_TARGET))
+
+
+def build_config(values: dict[str, Any], grids: bool = True) -> Config:
+    """The one Config behind every view: the selected methods with their slider grids (or, with
+    ``grids=False``, at their chosen values only)."""
+    setup = get_setup(values["setup"])
+    problem = get_problem("liu2021")
+    params: dict[str, dict] = {}
+    for name in values["methods"]:
+        spec = METHODS[name]
+        chosen = {p.name: values[f"{name}.{p.name}"] for p in spec.params}
+        gp = grid_spec(name)
+        if gp is not None and grids:
+            chosen[gp.name] = slider_grid(values["setup"], name)
+        params[name] = chosen
+    return setup.config(
+        methods=list(values["methods"]),
+        params=params,
+        problem_params={p.name: values[f"problem.{p.name}"] for p in problem.params},
+        inits=tuple(values["inits"]),
+        optimizer=values["optimizer"],
+        lr=values["lr"],
+        steps=values["steps"],
+        seed=values["seed"],
+        noise=values["noise"],
+        record_every=record_every(values["steps"]),
+    )
+
+
+def _progress_text(config: Config) -> str:
+    lanes = sum(len(m.grid()) for m in config.methods) * len(config.inits)
+    return f"Running {len(config.methods)} method(s), {lanes} lanes, {config.steps} steps"
+
+
+@st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
+def cached_run(config_json: str) -> Result:
+    """engine.run for one config, cached by its JSON. The progress bar is created inside (a
+    cached call replays it, already emptied). Short chunks keep the bar moving and let a widget
+    change interrupt a long run quickly."""
+    config = Config.from_json(config_json)
+    text = _progress_text(config)
+    bar = st.progress(0.0, text=text)
+    shown = [0.0]
+
+    def report(fraction: float) -> None:
+        if fraction - shown[0] >= 0.04 or fraction >= 1.0:
+            shown[0] = fraction
+            bar.progress(min(fraction, 1.0), text=text)
+
+    result = run(config, progress=report, chunk=PROGRESS_CHUNK)
+    bar.empty()
+    return result
+
+
+@st.cache_data(max_entries=64, show_spinner="Estimating the run time...")
+def estimated_seconds(config_json: str) -> float:
+    """Seconds the config would take: the per-step cost from two short probe runs (their
+    difference cancels the fixed cost of a run), times the steps, plus that fixed cost."""
+    config = Config.from_json(config_json)
+    if config.steps <= 2 * PROBE_STEPS:
+        return 0.0
+    took = []
+    for steps in (PROBE_STEPS, 2 * PROBE_STEPS):
+        started = time.perf_counter()
+        run(replace(config, steps=steps, record_every=steps))
+        took.append(time.perf_counter() - started)
+    per_step = max(took[1] - took[0], 0.0) / PROBE_STEPS
+    return took[0] + per_step * (config.steps - PROBE_STEPS)
+
+
+def get_result(values: dict[str, Any], grids: bool = True) -> Result | None:
+    """The run for ``values``; a run estimated above SLOW_SECONDS waits for a click and None is
+    returned meanwhile."""
+    config_json = build_config(values, grids).to_json()
+    approved = st.session_state.setdefault("approved_runs", set())
+    if config_json not in approved:
+        seconds = estimated_seconds(config_json)
+        if seconds > SLOW_SECONDS:
+            st.warning(
+                f"This run would take roughly {seconds:.0f} s ({values['steps']} steps of "
+                f"{', '.join(values['methods'])}). Lower the steps in the sidebar, or run it anyway."
+            )
+            if not st.button(f"Run anyway (~{seconds:.0f} s)", key=f"approve_{hash(config_json)}"):
+                return None
+        approved.add(config_json)
+    return cached_run(config_json)
+
+
+@dataclass(frozen=True)
+class Series:
+    """The lanes one panel shows: one method entry at the slider's value, every start."""
+
+    entry: int
+    method: str
+    title: str
+    lanes: tuple[int, ...]
+    params: dict
+
+
+def series(result: Result, values: dict[str, Any]) -> list[Series]:
+    """Per method entry, the lanes at the currently selected slider value."""
+    out = []
+    for e, entry in enumerate(result.config.methods):
+        spec = METHODS[entry.name]
+        combos = entry.grid()
+        gp = grid_spec(entry.name)
+        gi = 0
+        title = spec.label
+        if gp is not None and isinstance(entry.params.get(gp.name), list):
+            grid = entry.params[gp.name]
+            gi = nearest_index(grid, values[f"{entry.name}.{gp.name}"])
+            title = f"{spec.label} ({gp.name} = {grid[gi]:g})"
+        lanes = tuple(lane.index for lane in result.lanes if lane.entry == e and lane.grid_index == gi)
+        out.append(Series(e, entry.name, title, lanes, combos[gi]))
+    return out
+
+
+# -- a method's update at one point ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PointUpdate:
+    method: str
+    direction: np.ndarray  # (D,)
+    weights: np.ndarray  # (K,)
+    flags: tuple[str, ...]  # flags that fired
+
+
+def method_update(
+    method: str, params: dict, grads: np.ndarray, losses: np.ndarray, lower: np.ndarray, seed: int = 0
+) -> PointUpdate:
+    """The update d of ``method`` at one point with task gradients ``grads`` (K, D): the method's
+    own step (before a framework's output scale or clipping), from a fresh state, with random draws
+    (if the method takes any) from a generator seeded with ``seed``."""
+    spec = METHODS[method]
+    dtype = torch.float64
+    g = torch.as_tensor(np.asarray(grads, dtype=np.float64))[None]
+    K, D = g.shape[1], g.shape[2]
+    lp = lane_params(spec, params, 1, dtype)
+    random = draw_random(spec, 1, K, D, torch.Generator().manual_seed(seed), dtype)
+    inp = StepInput(
+        g,
+        torch.as_tensor(np.asarray(losses, dtype=np.float64))[None],
+        torch.as_tensor(np.asarray(lower, dtype=np.float64))[None],
+        random,
+        torch.tensor(0.0, dtype=dtype),
+    )
+    out = spec.step(inp, spec.init_state(1, K, D, lp, dtype), lp)
+    fired = tuple(name for name, f in out.flags.items() if bool(f[0]))
+    return PointUpdate(method, out.direction[0].numpy(), out.weights[0].numpy(), fired)
+
+
+def toy_point(values: dict[str, Any], x: tuple[float, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Losses (K,), gradients (K, D) and lower bounds (K,) of the toy at x."""
+    problem = get_problem("liu2021")
+    params = problem.validate_params({p.name: values[f"problem.{p.name}"] for p in problem.params})
+    losses, grads = problem.losses_and_grads(torch.tensor([x], dtype=torch.float64), params)
+    lower = np.asarray(problem.default_lower_bounds(params), dtype=np.float64)
+    return losses[0].numpy(), grads[0].numpy(), lower
+
+
+def synthetic_gradients(angle_deg: float, norm1: float, norm2: float) -> np.ndarray:
+    """g1 and g2 symmetric about the vertical axis with the given angle between them, (2, 2)."""
+    half = math.radians(angle_deg) / 2
+    up = math.pi / 2
+    return np.array(
+        [
+            [norm1 * math.cos(up + half), norm1 * math.sin(up + half)],
+            [norm2 * math.cos(up - half), norm2 * math.sin(up - half)],
+        ]
+    )

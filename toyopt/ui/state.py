@@ -1,0 +1,270 @@
+"""The app's whole state as flat, validated values, and its URL form (``st.query_params``).
+
+Every control of every view has one entry here: a :class:`Field` that parses and formats its URL
+parameter. A link therefore reproduces a view. Parsing never raises: each invalid or out-of-range
+parameter becomes one error message naming it and keeps its default, so the rest of the page works.
+Work requested through a link is capped (steps, starting points, methods) below the core's own caps.
+
+Defaults depend on the setup preset: its methods (those registered), starting points, problem
+variant, noise and per-method conventions. The app opens in a quick preview of the setup: the
+learning rate x ``QUICK_FACTOR`` and the step count / ``QUICK_FACTOR`` (a few seconds instead of
+tens); one click restores the published values.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..methods import METHODS, ParamSpec
+from ..problems import get_problem
+from ..setups import DEFAULT_SETUP, SETUPS, get_setup
+
+#: Caps on the work a link may request (the core's own caps are far higher).
+URL_MAX_STEPS = 100_000
+URL_MAX_POINTS = 12
+URL_MAX_METHODS = 8
+#: The quick preview: lr x QUICK_FACTOR, steps / QUICK_FACTOR.
+QUICK_FACTOR = 10
+COORD_LIMIT = 20.0
+
+VIEWS = {
+    "landscape": "Landscape",
+    "trajectories": "Trajectories",
+    "regions": "Cone vs ball",
+    "teaching": "Teaching",
+}
+FALLBACK_METHODS = ("ls", "mgda")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One URL parameter: kind in int | float | choice | bool | points | point | names."""
+
+    name: str
+    kind: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] = ()
+    max_items: int = 0
+
+    def parse(self, raw: Any) -> Any:
+        text = raw[-1] if isinstance(raw, (list, tuple)) else raw
+        if not isinstance(text, str):
+            raise ValueError(f"{self.name}: expected text, got {text!r}")
+        text = text.strip()
+        if self.kind == "choice":
+            if text not in self.choices:
+                raise ValueError(f"{self.name} must be one of {list(self.choices)}, got {text!r}")
+            return text
+        if self.kind == "bool":
+            if text not in ("0", "1", "true", "false"):
+                raise ValueError(f"{self.name} must be 0 or 1, got {text!r}")
+            return text in ("1", "true")
+        if self.kind in ("int", "float"):
+            return self._number(text, self.name)
+        if self.kind == "names":
+            names = tuple(n.strip() for n in text.split(",") if n.strip())
+            unknown = [n for n in names if n not in self.choices]
+            if unknown:
+                raise ValueError(f"{self.name}: unknown {unknown}; allowed: {sorted(self.choices)}")
+            if not 1 <= len(names) <= self.max_items:
+                raise ValueError(f"{self.name} must list 1 to {self.max_items} names, got {len(names)}")
+            return tuple(dict.fromkeys(names))
+        points = tuple(
+            self._point(chunk, i) for i, chunk in enumerate(c for c in text.split(";") if c.strip())
+        )
+        if self.kind == "point":
+            if len(points) != 1:
+                raise ValueError(f"{self.name} must be one point 'x1,x2', got {text!r}")
+            return points[0]
+        if not 1 <= len(points) <= self.max_items:
+            raise ValueError(
+                f"{self.name} must hold 1 to {self.max_items} points 'x1,x2;x1,x2', got {len(points)}"
+            )
+        return points
+
+    def _number(self, text: str, where: str) -> float | int:
+        kind = "an integer" if self.kind == "int" else "a number"
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        ok = math.isfinite(value) and self.low <= value <= self.high
+        if self.kind == "int":
+            ok = ok and value == int(value)
+        if not ok:
+            raise ValueError(f"{where} must be {kind} in [{self.low:g}, {self.high:g}], got {text!r}")
+        return int(value) if self.kind == "int" else value
+
+    def _point(self, chunk: str, i: int) -> tuple[float, float]:
+        parts = chunk.split(",")
+        if len(parts) != 2:
+            raise ValueError(f"{self.name}: point {i} must be 'x1,x2', got {chunk!r}")
+        coords = []
+        for part in parts:
+            try:
+                v = float(part)
+            except ValueError:
+                v = math.nan
+            if not (math.isfinite(v) and -COORD_LIMIT <= v <= COORD_LIMIT):
+                raise ValueError(
+                    f"{self.name}: point {i} needs numbers in [-{COORD_LIMIT:g}, {COORD_LIMIT:g}], "
+                    f"got {chunk!r}"
+                )
+            coords.append(v)
+        return (coords[0], coords[1])
+
+    def format(self, value: Any) -> str:
+        if self.kind == "bool":
+            return "1" if value else "0"
+        if self.kind == "names":
+            return ",".join(value)
+        if self.kind == "point":
+            return f"{value[0]!r},{value[1]!r}"
+        if self.kind == "points":
+            return ";".join(f"{p[0]!r},{p[1]!r}" for p in value)
+        return repr(value) if isinstance(value, float) else str(value)
+
+
+def param_field(key: str, p: ParamSpec) -> Field:
+    """The URL field of a method or problem parameter, from its ParamSpec."""
+    if p.kind == "choice":
+        return Field(key, "choice", choices=p.choices)
+    low = -1e12 if p.low is None else p.low
+    high = 1e12 if p.high is None else p.high
+    return Field(key, p.kind, low=low, high=high)
+
+
+def story_names() -> tuple[str, ...]:
+    from .stories import STORIES
+
+    return tuple(STORIES)
+
+
+def fields() -> dict[str, Field]:
+    """Every URL parameter the app understands (methods from the registry)."""
+    problem = get_problem("liu2021")
+    out = [
+        Field("view", "choice", choices=tuple(VIEWS)),
+        Field("setup", "choice", choices=tuple(SETUPS)),
+        Field("methods", "names", choices=tuple(METHODS), max_items=URL_MAX_METHODS),
+        Field("steps", "int", low=1, high=URL_MAX_STEPS),
+        Field("lr", "float", low=1e-6, high=1.0),
+        Field("optimizer", "choice", choices=("adam", "sgd")),
+        Field("seed", "int", low=0, high=2**31 - 1),
+        Field("noise", "float", low=0.0, high=5.0),
+        Field("inits", "points", max_items=URL_MAX_POINTS),
+        Field("layout", "choice", choices=("panels", "overlay")),
+        Field("surface", "choice", choices=("mean", "f1", "f2")),
+        Field("surface3d", "bool"),
+        Field("source", "choice", choices=("point", "trajectory", "synthetic")),
+        Field("point", "point"),
+        Field("traj_method", "choice", choices=tuple(METHODS)),
+        Field("traj_start", "int", low=0, high=URL_MAX_POINTS - 1),
+        Field("at_step", "int", low=0, high=URL_MAX_STEPS),
+        Field("cone_c", "float", low=-1.0, high=1.0),
+        Field("ball_c", "float", low=0.0, high=2.0),
+        Field("angle", "float", low=0.0, high=180.0),
+        Field("g1_norm", "float", low=1e-3, high=1e3),
+        Field("g2_norm", "float", low=1e-3, high=1e3),
+        Field("story", "choice", choices=story_names()),
+        Field("teach_step", "int", low=0, high=URL_MAX_STEPS),
+    ]
+    for p in problem.params:
+        out.append(param_field(f"problem.{p.name}", p))
+    for name, spec in METHODS.items():
+        for p in spec.params:
+            out.append(param_field(f"{name}.{p.name}", p))
+    return {f.name: f for f in out}
+
+
+def setup_methods(setup_name: str) -> tuple[str, ...]:
+    """The setup's methods that are registered (a method module may not exist yet)."""
+    found = tuple(m for m in get_setup(setup_name).methods if m in METHODS)
+    return found or tuple(m for m in FALLBACK_METHODS if m in METHODS) or (next(iter(METHODS)),)
+
+
+def defaults(setup_name: str = DEFAULT_SETUP) -> dict[str, Any]:
+    setup = get_setup(setup_name)
+    problem = get_problem("liu2021")
+    methods = setup_methods(setup_name)
+    out: dict[str, Any] = {
+        "view": "landscape",
+        "setup": setup.name,
+        "methods": methods,
+        "steps": max(1, setup.steps // QUICK_FACTOR),
+        "lr": setup.lr * QUICK_FACTOR,
+        "optimizer": "adam",
+        "seed": 0,
+        "noise": float(setup.noise),
+        "inits": tuple(tuple(float(v) for v in p) for p in setup.inits[:URL_MAX_POINTS]),
+        "layout": "panels",
+        "surface": "mean",
+        "surface3d": False,
+        "source": "point",
+        "point": (-2.0, 2.0),
+        "traj_method": methods[0],
+        "traj_start": 0,
+        "at_step": 0,
+        "cone_c": 0.5,
+        "ball_c": 0.5,
+        "angle": 120.0,
+        "g1_norm": 1.0,
+        "g2_norm": 1.0,
+        "story": story_names()[0],
+        "teach_step": 0,
+    }
+    problem_params = problem.validate_params(setup.problem_params)
+    for p in problem.params:
+        out[f"problem.{p.name}"] = problem_params[p.name]
+    for name, spec in METHODS.items():
+        entry_params = setup.entry(name).params
+        for p in spec.params:
+            out[f"{name}.{p.name}"] = entry_params.get(p.name, p.default)
+    return out
+
+
+def parse_query(query: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Values for ``query`` (defaults where a parameter is missing or invalid) and the list of
+    error messages, one per rejected parameter."""
+    errors: list[str] = []
+    table = fields()
+    setup = DEFAULT_SETUP
+    if "setup" in query:
+        try:
+            setup = table["setup"].parse(query["setup"])
+        except ValueError as exc:
+            errors.append(str(exc))
+    values = defaults(setup)
+    for key in query:
+        if key == "setup":
+            continue
+        field = table.get(key)
+        if field is None:
+            errors.append(f"{key}: unknown parameter")
+            continue
+        try:
+            values[key] = field.parse(query[key])
+        except ValueError as exc:
+            errors.append(str(exc))
+    return values, errors
+
+
+def encode(values: Mapping[str, Any]) -> dict[str, str]:
+    """The URL parameters of ``values``: view and setup always, everything else where it differs
+    from the setup's default (method parameters only for the selected methods)."""
+    table = fields()
+    base = defaults(values["setup"])
+    selected = set(values["methods"])
+    out = {"view": values["view"], "setup": values["setup"]}
+    for key, field in table.items():
+        if key in out or key not in values or values[key] == base.get(key):
+            continue
+        method = key.split(".", 1)[0]
+        if "." in key and method in METHODS and method not in selected:
+            continue
+        out[key] = field.format(values[key])
+    return out
