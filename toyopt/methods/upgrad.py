@@ -107,7 +107,6 @@ def step(inp: StepInput, state, params) -> MethodOutput:
     reg = params["reg"].to(dtype)
     eye = torch.eye(K, dtype=dtype)
     gt = g / trace.clamp_min(fin.tiny)[:, None, None] + reg[:, None, None] * eye
-    diag = torch.diagonal(gt, dim1=-2, dim2=-1)
     not_converged = torch.zeros(B, dtype=torch.bool)
     if K == 2:
         # -G~12 / G~ii written on the raw Gram: G_ii / tr(Gamma) underflows when the norms differ
