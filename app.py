@@ -5,17 +5,30 @@ Thin by design: read the URL into the app's values, draw the shared sidebar and 
 values back to the URL so that a link reproduces the page.
 """
 
+# Imported before any session draws (a fix for concurrent sessions): plotly and narwhals look pandas
+# and pyarrow up in sys.modules without taking the import lock, so while another session's script
+# thread imports them for the first time (st.dataframe does, lazily), a figure being drawn sees a
+# half-initialised module: "AttributeError: partially initialized module 'pandas' has no attribute
+# 'Series'". tests/e2e/test_concurrency.py opens eight sessions at once and caught it.
+import pandas  # noqa: F401
+import pyarrow  # noqa: F401
 import streamlit as st
+import torch
 
-from toyopt.ui import controls, landscape, regions, state, teaching, trajectories
+from toyopt.ui import basins, controls, landscape, regions, state, teaching, trajectories
 
 VIEWS = {
     "landscape": landscape.view,
     "trajectories": trajectories.view,
     "regions": regions.view,
     "teaching": teaching.view,
+    "basins": lambda values: basins.basins_view(),
 }
 
+# Sessions run concurrently in the server's threads; torch's intra-op pool spin-waits when the
+# cores are already busy (measured here: a 10^4-lane step went from 1.6 ms to 30 ms with two
+# threads while another process held one core). One thread per session avoids that.
+torch.set_num_threads(1)
 st.set_page_config(page_title="toyopt: gradient aggregation on a two-task toy", layout="wide")
 values = controls.session_values()
 errors = st.session_state.get(controls.URL_ERRORS)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -72,20 +73,25 @@ def timed(config: Config, repeats: int) -> tuple[float, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="shorter runs (extrapolated)")
+    ap.add_argument("--quick", action="store_true", help="shorter runs (extrapolated to 35k steps)")
+    ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     steps = 2_000 if args.quick else 35_000
     out: dict = {
         "machine": platform.platform(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        # Other processes share these cores: compare numbers within one run only.
+        "load_average_1_5_15_at_start": list(os.getloadavg()),
     }
 
     base = baseline_seconds_per_step("mgda", 300)
     out["baseline_us_per_step_per_start"] = base * 1e6
     out["baseline_5starts_35k_s_extrapolated"] = base * 5 * 35_000
 
+    # One method from the five standard starts. The compiled backend's first call includes the
+    # compilation (cold, or from inductor's on-disk cache when an earlier run compiled it).
     one = Config(methods=(MethodEntry("mgda"),), problem_params={"scale": 0.1}, steps=steps, record_every=10)
     for backend in ("eager", "compiled"):
         med, first = timed(replace(one, backend=backend), 3)
@@ -98,30 +104,37 @@ def main() -> None:
             "speedup_vs_baseline_at_35k": out["baseline_5starts_35k_s_extrapolated"] / (med * scale),
         }
 
+    # Every method from the five starts in one run (eager: one compiled graph of every method
+    # takes longer to compile than the run saves), and each method alone, which says where the
+    # time goes: per-step cost is the sum of the methods' tensor operations.
     all_steps = 500 if args.quick else 2_000
     every = Config(
-        methods=tuple(MethodEntry(m) for m in METHODS if m != "stl") + (MethodEntry("stl"),),
+        methods=tuple(MethodEntry(m) for m in METHODS),
         problem_params={"scale": 0.1},
         steps=all_steps,
         record_every=10,
     )
-    for backend in ("eager", "compiled"):
-        med, first = timed(replace(every, backend=backend), 2)
-        out[f"{backend}_all_methods_5starts"] = {
-            "methods": len(every.methods),
-            "steps": all_steps,
-            "median_s": med,
-            "first_call_s": first,
-            "median_s_at_35k_extrapolated": med * 35_000 / all_steps,
-        }
+    med, first = timed(every, 2)
+    out["eager_all_methods_5starts"] = {
+        "methods": len(every.methods),
+        "steps": all_steps,
+        "median_s": med,
+        "median_s_at_35k_extrapolated": med * 35_000 / all_steps,
+    }
+    per_method = {}
+    for name in METHODS:
+        med, _ = timed(replace(every, methods=(MethodEntry(name),), steps=500), 2)
+        per_method[name] = med / 500 * 1e6
+    out["eager_us_per_step_by_method_5starts"] = dict(sorted(per_method.items(), key=lambda kv: -kv[1]))
 
-    lane_steps = 300
+    lane_steps = 320  # a multiple of the compiled block length
     for lanes in (100, 1_000, 10_000):
+        side = round(lanes**0.5)
         inits = tuple(
-            (-9 + 18 * (i % 100) / 99, -9 + 18 * (i // 100) / max(lanes // 100 - 1, 1)) for i in range(lanes)
+            (-9 + 18 * (i % side) / (side - 1), -9 + 18 * (i // side) / (side - 1)) for i in range(lanes)
         )
         cfg = Config(
-            methods=(MethodEntry("mgda"),),
+            methods=(MethodEntry("ls"),),
             inits=inits,
             problem_params={"scale": 0.1},
             steps=lane_steps,
@@ -135,6 +148,7 @@ def main() -> None:
                 "lane_steps_per_s": lanes * lane_steps / med,
                 "ns_per_lane_step": med / (lanes * lane_steps) * 1e9,
             }
+    out["load_average_1_5_15_at_end"] = list(os.getloadavg())
     OUT.parent.mkdir(exist_ok=True)
     OUT.write_text(json.dumps(out, indent=1))
     print(json.dumps(out, indent=1))

@@ -172,6 +172,14 @@ def _make_step(problem, pparams, groups, optimizer, lower, noise_std, K, D, dtyp
     return step
 
 
+def _near_point(point: Tensor, tol: float) -> Callable[[Tensor], Tensor]:
+    return lambda x: (x - point).norm(dim=-1) <= tol
+
+
+def _near_set(distance: geometry.FastParetoDistance, tol: float) -> Callable[[Tensor], Tensor]:
+    return lambda x: distance.within(x, tol)
+
+
 #: Steps per compiled block (backend "compiled"): longer blocks run faster but compile longer.
 UNROLL = 16
 
@@ -357,12 +365,16 @@ def run(config: Config, progress: Callable[[float], Any] | None = None, chunk: i
                 ts = ts[:C]
         xs, ls, ds, ws, fs = buf_x[:C], buf_l[:C], buf_d[:C], buf_w[:C], buf_f[:C]
         # Guards, decided after the fact: the first non-finite loss/gradient or direction stops a lane.
-        bad_loss = ~torch.isfinite(ls).all(-1) | ~torch.isfinite(xs).all(-1)
-        bad_dir = ~torch.isfinite(ds).all(-1) & ~bad_loss
-        running = stop_step < 0
-        bad = (bad_loss | bad_dir) & running
-        hit = bad.any(0)
-        if bool(hit.any()):
+        # One sum first: NaN and inf propagate through it, so a finite total (the common case)
+        # means every value is finite and the per-lane tests can be skipped.
+        if bool(torch.isfinite(xs.sum() + ls.sum() + ds.sum())):
+            hit = None
+        else:
+            bad_loss = ~torch.isfinite(ls).all(-1) | ~torch.isfinite(xs).all(-1)
+            bad_dir = ~torch.isfinite(ds).all(-1) & ~bad_loss
+            bad = (bad_loss | bad_dir) & (stop_step < 0)
+            hit = bad.any(0)
+        if hit is not None and bool(hit.any()):
             first_bad = torch.where(bad, ts[:, None], torch.iinfo(torch.long).max).amin(0)
             lanes_hit = torch.nonzero(hit).flatten()
             for i in lanes_hit.tolist():
@@ -382,25 +394,30 @@ def run(config: Config, progress: Callable[[float], Any] | None = None, chunk: i
             stop_step = torch.where(hit, first_bad, stop_step)
         # Everything after a lane's stop step is the frozen lane.
         after = (stop_step >= 0)[None, :] & (ts[:, None] > stop_step[None, :])
-        at_or_after = (stop_step >= 0)[None, :] & (ts[:, None] >= stop_step[None, :])
-        xs = torch.where(at_or_after[..., None] & ~torch.isfinite(xs), frozen_x[None], xs)
-        xs = torch.where(after[..., None], frozen_x[None], xs)
-        ls = torch.where(after[..., None], frozen_l[None], ls)
-        ds = torch.where(after[..., None], float("nan"), ds)
-        ws = torch.where(after[..., None], float("nan"), ws)
-        fs = fs & ~after[:, None, :]
-        # Outcome bookkeeping at every x_t of the chunk.
-        flat = xs.reshape(-1, D)
-        near_min = ((flat - gmin).norm(dim=-1) <= tol).view(C, B) & ~after
-        near_par = (pareto_distance(flat) <= tol).view(C, B) & ~after
+        if bool((stop_step >= 0).any()):  # (the common case, no stopped lane, skips the copies)
+            at_or_after = (stop_step >= 0)[None, :] & (ts[:, None] >= stop_step[None, :])
+            xs = torch.where(at_or_after[..., None] & ~torch.isfinite(xs), frozen_x[None], xs)
+            xs = torch.where(after[..., None], frozen_x[None], xs)
+            ls = torch.where(after[..., None], frozen_l[None], ls)
+            ds = torch.where(after[..., None], float("nan"), ds)
+            ws = torch.where(after[..., None], float("nan"), ws)
+            fs = fs & ~after[:, None, :]
+        # Outcome bookkeeping at every x_t of the chunk, only for the lanes that have not yet
+        # reached the minimum (or the Pareto set): once reached, the first step is known.
         big = torch.iinfo(torch.long).max
-        cand_min = torch.where(near_min, ts[:, None], big).amin(0)
-        cand_par = torch.where(near_par, ts[:, None], big).amin(0)
-        first_min = torch.where((first_min < 0) & (cand_min < big), cand_min, first_min)
-        first_par = torch.where((first_par < 0) & (cand_par < big), cand_par, first_par)
-        counts += fs.sum(0)
-        cand_flag = torch.where(fs, ts[:, None, None], big).amin(0)
-        first = torch.where((first < 0) & (cand_flag < big), cand_flag, first)
+        for first_hit, near in (
+            (first_min, _near_point(gmin, tol)),
+            (first_par, _near_set(pareto_distance, tol)),
+        ):
+            pending = torch.nonzero(first_hit < 0).flatten()
+            if len(pending):
+                hit_now = near(xs[:, pending].reshape(-1, D)).view(C, -1) & ~after[:, pending]
+                cand = torch.where(hit_now, ts[:, None], big).amin(0)
+                first_hit[pending] = torch.where(cand < big, cand, -1)
+        if bool(fs.any()):
+            counts += fs.sum(0)
+            cand_flag = torch.where(fs, ts[:, None, None], big).amin(0)
+            first = torch.where((first < 0) & (cand_flag < big), cand_flag, first)
         keep = ts % every == 0
         if bool(keep.any()):
             rec_x.append(xs[keep])
@@ -419,7 +436,7 @@ def run(config: Config, progress: Callable[[float], Any] | None = None, chunk: i
     losses, _ = problem.losses_and_grads(x, pparams)
     losses = torch.where(stopped[:, None], frozen_l, losses)
     near_min = (x - gmin).norm(dim=-1) <= tol
-    near_par = pareto_distance(x) <= tol
+    near_par = pareto_distance.within(x, tol)
     first_min = torch.where((first_min < 0) & near_min & ~stopped, steps_run, first_min)
     first_par = torch.where((first_par < 0) & near_par & ~stopped, steps_run, first_par)
     nan_d = torch.full((1, B, D), float("nan"), dtype=dtype)

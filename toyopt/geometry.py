@@ -114,6 +114,20 @@ class FastParetoDistance:
         if not bool((pts[1:, 0] > pts[:-1, 0]).all()):
             raise ValueError("FastParetoDistance needs a Pareto set that is a graph over x1")
         self.pts, self.x1, self.n, self.r = pts, pts[:, 0].contiguous(), pts.shape[0], exact_within
+        self.low, self.high = pts.amin(0), pts.amax(0)  # bounding box of the polyline
+
+    def within(self, x: Tensor, tol: float) -> Tensor:
+        """(N,) bool: distance from each row of x to the polyline <= tol (tol <= exact_within).
+        Only points inside the polyline's bounding box grown by tol can be that close, and on a
+        trajectory map almost none are, so the segment search runs on those candidates alone."""
+        if tol > self.r:
+            raise ValueError(f"tol must be <= exact_within = {self.r}, got {tol}")
+        box = ((x >= self.low - tol) & (x <= self.high + tol)).all(-1)
+        out = torch.zeros(x.shape[0], dtype=torch.bool)
+        candidates = torch.nonzero(box).flatten()
+        if len(candidates):
+            out[candidates] = self(x[candidates]) <= tol
+        return out
 
     def __call__(self, x: Tensor, batch: int = 16384) -> Tensor:
         out = []

@@ -169,6 +169,31 @@ _add(
         "recoverable: c = 0.5 and no factor K here (both visible in the config).",
     )
 )
+# The same toy with the FAMO fork's effective clip after CAGrad's x K update, and ConicGrad's update
+# treated like CAGrad's (x K, then clip_grad_norm_(max_norm=1)): the reading of the unrecoverable
+# framework convention (spec 2.6, item 6) under which the paper's Fig. 1 claims for ConicGrad and
+# CAGrad reproduce (docs/reproduction.md).
+_CONIC_CLIPPED = {"output_scale": 2.0, "clip_norm": 1.0}
+_add(
+    Setup(
+        name="conicgrad2025_clip",
+        label="ConicGrad 2025 toy, CAGrad and ConicGrad updates x 2 and clipped to norm 1",
+        source="arXiv 2502.00217 Fig. 1; clip convention of Cranial-XIX/FAMO (reconstructed for ConicGrad)",
+        problem_params={"scale": 0.1},
+        inits=STANDARD5,
+        lr=1e-3,
+        steps=35_000,
+        methods=("famo", "nashmtl", "cagrad", "conicgrad", "conicgrad_exact"),
+        method_defaults={
+            **_NASH_CODE,
+            "cagrad": _FAMO_CODE["cagrad"],
+            "conicgrad": {"params": {"c": 0.5}, **_CONIC_CLIPPED},
+            "conicgrad_exact": {"params": {"c": 0.5}, **_CONIC_CLIPPED},
+        },
+        notes="Whether the paper's ConicGrad output was multiplied by K and clipped is not recoverable; "
+        "this preset assumes both, as the FAMO code base does for CAGrad (visible in the config).",
+    )
+)
 
 DEFAULT_SETUP = "conicgrad2025"
 

@@ -161,6 +161,24 @@ def test_fast_pareto_distance_matches_exact(scale, dtype):
     )
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_fast_pareto_within_agrees_with_exact_distance(dtype):
+    ps = geometry.pareto_set(PROBLEM, {"scale": 0.1})
+    fast = geometry.FastParetoDistance(ps, dtype, exact_within=0.05)
+    rng = np.random.default_rng(5)
+    near = np.stack([rng.uniform(-8, 8, 20000), -8.4 + rng.normal(0, 0.06, 20000)], -1)
+    far = rng.uniform(-10, 10, (5000, 2))
+    x = torch.tensor(np.concatenate([near, far, ps.points.numpy()]), dtype=dtype)
+    exact = ps.distance(x.double())
+    got = fast.within(x, 0.05)
+    # Decided the same way wherever the exact distance is not within rounding of the threshold.
+    clear = (exact - 0.05).abs() > (1e-12 if dtype == torch.float64 else 1e-5)
+    assert torch.equal(got[clear], (exact <= 0.05)[clear])
+    assert 1000 < int(got.sum()) < len(x) - 1000  # both outcomes are exercised
+    with pytest.raises(ValueError, match="exact_within"):
+        fast.within(x, 0.1)
+
+
 def test_in_cone_hand_checked():
     g0 = torch.tensor([[1.0, 0.0]], dtype=torch.float64).expand(5, 2)
     d = torch.tensor([[1.0, 1.0], [1.0, 1.01], [0.0, 1.0], [-1.0, 0.1], [2.0, 0.0]], dtype=torch.float64)

@@ -31,8 +31,10 @@ def session_values() -> dict[str, Any]:
 
 
 def write_url(values: dict[str, Any]) -> None:
+    current = st.query_params.to_dict()
     target = state.encode(values)
-    if st.query_params.to_dict() != target:
+    target.update({k: v for k, v in current.items() if k.startswith(state.BASINS_PREFIX)})
+    if current != target:
         st.query_params.from_dict(target)
 
 

@@ -12,7 +12,7 @@ import torch
 
 from .. import geometry
 from ..methods import METHODS
-from . import controls, figures, runs
+from . import controls, downloads, figures, runs
 
 SOURCES = {
     "point": "a point of the toy",
@@ -21,8 +21,11 @@ SOURCES = {
 }
 
 
-def _point_from_source(values: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
-    """Gradients (K, D), losses (K,), lower bounds (K,) and a description of where they come from."""
+def _point_from_source(
+    values: dict[str, Any],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, str, tuple[float, float] | None]:
+    """Gradients (K, D), losses (K,), lower bounds (K,), a description of where they come from and
+    the toy point x (None for synthetic gradients)."""
     source = values["source"] or "point"
     if source == "synthetic":
         a, b, c = st.columns(3)
@@ -48,13 +51,14 @@ def _point_from_source(values: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, 
             np.ones(2),
             np.zeros(2),
             "synthetic gradients (losses 1, lower bounds 0 for methods that use them)",
+            None,
         )
     if source == "trajectory":
         result = runs.get_result(values)
         if result is None:
             st.info("Showing the point (-2, 2) until the trajectories have run.")
             losses, grads, lower = runs.toy_point(values, (-2.0, 2.0))
-            return grads, losses, lower, "x = (-2, 2)"
+            return grads, losses, lower, "x = (-2, 2)", (-2.0, 2.0)
         panels = {s.method: s for s in runs.series(result, values)}
         if values["traj_method"] not in panels:
             values["traj_method"] = next(iter(panels))
@@ -98,7 +102,7 @@ def _point_from_source(values: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, 
         x = values["point"]
         where = f"x = ({x[0]:g}, {x[1]:g})"
     losses, grads, lower = runs.toy_point(values, x)
-    return grads, losses, lower, where
+    return grads, losses, lower, where, x
 
 
 def readouts(grads: np.ndarray, updates: dict, cone_c: float, ball_c: float) -> list[dict]:
@@ -143,7 +147,7 @@ def view(values: dict[str, Any]) -> None:
         format_func=SOURCES.get,
         required=True,
     )
-    grads, losses, lower, where = _point_from_source(values)
+    grads, losses, lower, where, x = _point_from_source(values)
     a, b = st.columns(2)
     controls.bound(
         st.slider,
@@ -207,3 +211,7 @@ def view(values: dict[str, Any]) -> None:
         + ". A method's own rescale (e.g. CAGrad's rescale = 1+c) shrinks d after it was chosen in its "
         "region, so a rescaled d may lie outside the ball. The engine moves x along -d."
     )
+    if x is None:
+        st.caption("The figure for papers is drawn at a point of the toy: pick a point or a trajectory step.")
+    else:
+        downloads.offer(values, "regions", point=x, ball_c=ball_c, cone_c=cone_c)

@@ -35,7 +35,10 @@ VIEWS = {
     "trajectories": "Trajectories",
     "regions": "Cone vs ball",
     "teaching": "Teaching",
+    "basins": "Basins",
 }
+#: URL parameters with this prefix belong to the basins view (toyopt.ui.basins parses them).
+BASINS_PREFIX = "basins."
 FALLBACK_METHODS = ("ls", "mgda")
 
 
@@ -240,7 +243,7 @@ def parse_query(query: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
             errors.append(str(exc))
     values = defaults(setup)
     for key in query:
-        if key == "setup":
+        if key == "setup" or key.startswith(BASINS_PREFIX):
             continue
         field = table.get(key)
         if field is None:

@@ -11,7 +11,7 @@ import streamlit as st
 
 from ..engine import Result
 from ..methods import METHODS
-from . import controls, figures, runs, state
+from . import controls, downloads, figures, runs, state
 
 OUTCOME_TEXT = {
     "global_min": "global minimum",
@@ -178,3 +178,4 @@ def view(values: dict[str, Any]) -> None:
     )
     if methods:
         st.caption(methods)
+    downloads.offer(values, "paper")
