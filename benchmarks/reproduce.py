@@ -42,6 +42,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--setup", action="append", default=None)
     ap.add_argument("--all-methods", action="store_true", help="every registered method, not the setup's own")
+    ap.add_argument(
+        "--method",
+        action="append",
+        default=None,
+        help="rerun only these methods and merge their rows into the stored results (the run's config is "
+        "added to the setup's partial_runs)",
+    )
     ap.add_argument("--backend", default="eager")
     args = ap.parse_args()
     names = args.setup or list(SETUPS)
@@ -49,7 +56,7 @@ def main() -> None:
     data = json.loads(results_path.read_text()) if results_path.exists() else {}
     for name in names:
         setup = SETUPS[name]
-        methods = list(METHODS) if args.all_methods else list(setup.methods)
+        methods = args.method or (list(METHODS) if args.all_methods else list(setup.methods))
         config = setup.config(methods, record_every=1000, backend=args.backend)
         result = run(
             config, progress=lambda f, name=name: print(f"\r{name}: {f:4.0%}", end="", file=sys.stderr)
@@ -68,12 +75,19 @@ def main() -> None:
                     if any(result.flag_counts[n][lane.index] for lane in lanes)
                 },
             }
-        data[name] = {
-            "config": config.to_dict(),
-            "inits": [list(p) for p in config.inits],
-            "seconds": result.seconds,
-            "rows": rows,
-        }
+        if args.method and name in data:
+            block = data[name]
+            block["rows"] = {m: rows.get(m, row) for m, row in block["rows"].items()} | rows
+            block.setdefault("partial_runs", []).append(
+                {"config": config.to_dict(), "seconds": result.seconds}
+            )
+        else:
+            data[name] = {
+                "config": config.to_dict(),
+                "inits": [list(p) for p in config.inits],
+                "seconds": result.seconds,
+                "rows": rows,
+            }
     results_path.parent.mkdir(exist_ok=True)
     results_path.write_text(json.dumps(data, indent=1))
     lines = [

@@ -1,9 +1,11 @@
 """``Config``: everything needed to reproduce a run, as plain validated data.
 
-One Config is the single source of truth: it round-trips through JSON (``to_json``/``from_json``),
-URL query parameters (``to_query``/``from_query``) and CLI flags, and is embedded in every
-exported figure and data file. Validation errors are ``ValueError``s that name the field and the
-allowed range. Only plain data is read (JSON); nothing is evaluated or unpickled.
+One Config is the single source of truth: it round-trips through JSON (``to_json``/``from_json``)
+and is embedded in every exported figure and data file; ``to_query`` writes it as flat URL
+parameters, and the CLI builds one from its flags (``toyopt.cli._common.config_from_args``).
+Validation errors are ``ValueError``s that name the field and the allowed range; a bad value is
+shown shortened (``short_repr``). Only plain data is read (JSON, ``loads_json``); nothing is
+evaluated or unpickled.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .methods import get_method
-from .problems import get_problem
+from .methods import METHODS, get_method
+from .problems import PROBLEMS, get_problem
 
 #: Work caps: a crafted config, link or CLI call cannot ask for more than this.
 MAX_STEPS = 200_000
@@ -34,28 +36,120 @@ CAGRAD3 = ((-8.5, 7.5), (-8.5, -5.0), (9.0, 9.0))
 INIT_PRESETS = {"standard5": STANDARD5, "cagrad3": CAGRAD3}
 
 
+#: Integers with more digits than this are not converted (Python's own int/str limit is 4300).
+MAX_INT_DIGITS = 4300
+
+
 def _number(value: Any, where: str, low: float, high: float, integer: bool = False) -> float | int:
-    kind = "an integer" if integer else "a number"
-    bad = ValueError(f"{where} must be {kind} in [{low:g}, {high:g}], got {_short(value)}")
+    """``value`` checked to lie in [low, high]: a float (ints accepted) or, with ``integer``, an
+    exact Python int. An integral float is accepted as an integer only up to 2**53, where every
+    integer is a float exactly (a larger one may already have been rounded, e.g. by a JSON reader)."""
+    if integer:
+        bad = ValueError(f"{where} must be an integer in [{int(low)}, {int(high)}], got {short_repr(value)}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        if isinstance(value, float):
+            if math.isfinite(value) and value == int(value) and abs(value) > 2**53:
+                raise ValueError(
+                    f"{where} must be an integer in [{int(low)}, {int(high)}] written without a decimal "
+                    f"point or exponent (a float above 2**53 may be rounded), got {short_repr(value)}"
+                )
+            if not math.isfinite(value) or value != int(value):
+                raise bad
+            value = int(value)
+        if not low <= value <= high:
+            raise bad
+        return int(value)
+    bad = ValueError(f"{where} must be a number in [{low:g}, {high:g}], got {short_repr(value)}")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise bad
     try:
         as_float = float(value)
     except OverflowError:  # an int too large for a float
         raise bad from None
-    if (
-        not math.isfinite(as_float)
-        or as_float < low
-        or as_float > high
-        or (integer and as_float != int(as_float))
-    ):
+    if not math.isfinite(as_float) or as_float < low or as_float > high:
         raise bad
-    return int(as_float) if integer else as_float
+    return as_float
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+class _LongInteger:
+    """What ``loads_json`` reads for an integer literal of more than MAX_INT_DIGITS digits: not a
+    number, so the field's own validation rejects it and names the field."""
+
+    __slots__ = ("digits",)
+
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
+
+    def __repr__(self) -> str:
+        return f"an integer of {self.digits} digits"
+
+
+def _parse_int(text: str) -> int | _LongInteger:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_INT_DIGITS:
+        return _LongInteger(digits)
+    try:
+        return int(text)
+    except ValueError:  # a lower limit set through sys.set_int_max_str_digits / PYTHONINTMAXSTRDIGITS
+        return _LongInteger(digits)
+
+
+def loads_json(text: str | bytes, what: str = "config") -> Any:
+    """``json.loads`` for untrusted text: a ValueError starting with ``what`` for invalid JSON; an
+    integer literal too long for Python (more than MAX_INT_DIGITS digits) is read as a placeholder
+    that every field rejects by name ("steps must be an integer in [1, 200000], got an integer of
+    5000 digits")."""
+    try:
+        return json.loads(text, parse_int=_parse_int)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise ValueError(f"{what} is not valid JSON: {exc}") from None
+    except ValueError as exc:  # e.g. bytes in no JSON encoding
+        raise ValueError(f"{what} is not valid JSON: {short_repr(str(exc), 80)}") from None
+
+
+def short_repr(value: Any, limit: int = 40) -> str:
+    """``repr(value)``, cut to ``limit`` characters ("..." at the end) for an error message."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int beyond Python's int/str conversion limit (4300 digits)
+        return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def short_names(keys: Any, limit: int = 5) -> str:
+    """A short list of (possibly long, possibly many) keys for an error message."""
+    keys = sorted(str(k) for k in keys)
+    shown = ", ".join(short_repr(k) for k in keys[:limit])
+    return f"[{shown}{f', ... ({len(keys)} in all)' if len(keys) > limit else ''}]"
+
+
+def _param(spec: Any, key: Any, kind: str) -> Any:
+    """The ParamSpec ``key`` of a method or problem ``spec``; the error shows the key shortened."""
+    for p in spec.params:
+        if p.name == key:
+            return p
+    allowed = [p.name for p in spec.params]
+    raise ValueError(f"unknown parameter {short_repr(key)} for {kind} {spec.name!r}; allowed: {allowed}")
+
+
+def _param_value(p: Any, value: Any, owner: str) -> Any:
+    """``p.validate(value)`` with a choice's bad value shown shortened."""
+    if p.kind == "choice" and (not isinstance(value, str) or value not in p.choices):
+        raise ValueError(f"{owner}.{p.name} must be one of {list(p.choices)}, got {short_repr(value)}")
+    return p.validate(value, owner=owner)
+
+
+def _get_method(name: Any) -> Any:
+    if not isinstance(name, str) or name not in METHODS:
+        raise ValueError(f"unknown method {short_repr(name)}; allowed: {sorted(METHODS)}")
+    return METHODS[name]
+
+
+def _get_problem(name: str) -> Any:
+    if name not in PROBLEMS:
+        raise ValueError(f"unknown problem {short_repr(name)}; allowed: {sorted(PROBLEMS)}")
+    return PROBLEMS[name]
 
 
 @dataclass(frozen=True)
@@ -74,20 +168,20 @@ class MethodEntry:
     clip_norm: float | None = None
 
     def validated(self, where: str) -> MethodEntry:
-        spec = get_method(self.name)
+        spec = _get_method(self.name)
         if not isinstance(self.params, dict):
-            raise ValueError(f"{where}.params must be an object, got {type(self.params).__name__}")
+            raise ValueError(f"{where}.params must be an object, got {_json_type(self.params)}")
         params = {}
         for key, value in self.params.items():
-            p = spec.param(key)
+            p = _param(spec, key, "method")
             if isinstance(value, (list, tuple)):
                 if p.kind != "float":
                     raise ValueError(f"{where}.params.{key}: only float parameters take a list of values")
                 if not 1 <= len(value) <= MAX_GRID:
                     raise ValueError(f"{where}.params.{key}: a grid needs 1 to {MAX_GRID} values")
-                params[key] = [p.validate(v, owner=f"{where}.params") for v in value]
+                params[key] = [_param_value(p, v, f"{where}.params") for v in value]
             else:
-                params[key] = p.validate(value, owner=f"{where}.params")
+                params[key] = _param_value(p, value, f"{where}.params")
         scale = _number(self.output_scale, f"{where}.output_scale", 0.0, 1e6)
         clip = None if self.clip_norm is None else _number(self.clip_norm, f"{where}.clip_norm", 1e-12, 1e12)
         return MethodEntry(self.name, params, scale, clip)
@@ -146,9 +240,11 @@ class Config:
     def validated(self) -> Config:
         """This config with every field checked and normalised; raises ValueError naming the
         first bad field and its allowed range."""
-        problem = get_problem(_text(self.problem, "problem"))
+        problem = _get_problem(_text(self.problem, "problem"))
         if not isinstance(self.problem_params, dict):
-            raise ValueError("problem_params must be an object")
+            raise ValueError(f"problem_params must be an object, got {_json_type(self.problem_params)}")
+        for key, value in self.problem_params.items():
+            _param_value(_param(problem, key, "problem"), value, "problem_params")
         problem_params = problem.validate_params(self.problem_params)
         if not isinstance(self.inits, tuple) or not 1 <= len(self.inits) <= MAX_INITS:
             raise ValueError(f"inits must hold 1 to {MAX_INITS} points")
@@ -174,7 +270,7 @@ class Config:
             raise ValueError(f"methods x grid values x inits = {lanes} lanes; the cap is {MAX_LANES}")
         optimizer = _text(self.optimizer, "optimizer")
         if optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {optimizer!r}")
+            raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {short_repr(optimizer)}")
         lower_bounds = None
         if self.lower_bounds is not None:
             if len(self.lower_bounds) != problem.n_tasks:
@@ -184,10 +280,10 @@ class Config:
             )
         dtype = _text(self.dtype, "dtype")
         if dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
+            raise ValueError(f"dtype must be one of {list(DTYPES)}, got {short_repr(dtype)}")
         backend = _text(self.backend, "backend")
         if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
+            raise ValueError(f"backend must be one of {list(BACKENDS)}, got {short_repr(backend)}")
         if self.setup is not None:
             _text(self.setup, "setup")
         return replace(
@@ -248,7 +344,7 @@ class Config:
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"unknown config key(s) {unknown}; allowed: {sorted(known)}")
+            raise ValueError(f"unknown config key(s) {short_names(unknown)}; allowed: {sorted(known)}")
         kwargs = dict(data)
         if "methods" in kwargs:
             methods = kwargs["methods"]
@@ -270,11 +366,7 @@ class Config:
     def from_json(cls, text: str | bytes) -> Config:
         if len(text) > MAX_JSON_BYTES:
             raise ValueError(f"config is larger than {MAX_JSON_BYTES} bytes")
-        try:
-            data = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-            raise ValueError(f"config is not valid JSON: {exc}") from None
-        return cls.from_dict(data)
+        return cls.from_dict(loads_json(text, "config"))
 
     # -- URL query parameters ----------------------------------------------------------------
     def to_query(self) -> dict[str, str]:
@@ -299,8 +391,18 @@ class Config:
 
 def _text(value: Any, where: str) -> str:
     if not isinstance(value, str) or not value or len(value) > 200:
-        raise ValueError(f"{where} must be a non-empty string, got {value!r}")
+        raise ValueError(
+            f"{where} must be a non-empty string of at most 200 characters, got {short_repr(value)}"
+        )
     return value
+
+
+def _json_type(value: Any) -> str:
+    """The JSON name of ``value``'s type, for messages ("got an array")."""
+    names = {type(None): "null", bool: "a boolean", str: "a string", list: "an array", tuple: "an array"}
+    if type(value) in names:
+        return names[type(value)]
+    return "a number" if isinstance(value, (int, float)) else type(value).__name__
 
 
 def _fmt(value: Any) -> str:
@@ -314,9 +416,10 @@ def _entry_from_dict(data: Any, i: int) -> MethodEntry:
         raise ValueError(f"methods[{i}] must be an object with a string 'name'")
     unknown = sorted(set(data) - {"name", "params", "output_scale", "clip_norm"})
     if unknown:
-        raise ValueError(f"methods[{i}]: unknown key(s) {unknown}")
+        raise ValueError(f"methods[{i}]: unknown key(s) {short_names(unknown)}")
+    # "params" absent means {}; anything but an object ([], 0, "", null) is rejected in validated().
     return MethodEntry(
-        data["name"], data.get("params") or {}, data.get("output_scale", 1.0), data.get("clip_norm")
+        data["name"], data.get("params", {}), data.get("output_scale", 1.0), data.get("clip_norm")
     )
 
 
@@ -328,11 +431,11 @@ def parse_inits(text: str, where: str = "inits") -> tuple[tuple[float, float], .
     for i, chunk in enumerate(p for p in text.split(";") if p.strip()):
         parts = chunk.split(",")
         if len(parts) != 2:
-            raise ValueError(f"{where}: point {i} must be 'x,y', got {chunk!r}")
+            raise ValueError(f"{where}: point {i} must be 'x,y', got {short_repr(chunk)}")
         try:
             point = tuple(float(v) for v in parts)
         except ValueError:
-            raise ValueError(f"{where}: point {i} must be two numbers, got {chunk!r}") from None
+            raise ValueError(f"{where}: point {i} must be two numbers, got {short_repr(chunk)}") from None
         for j, v in enumerate(point):
             _number(v, f"{where}[{i}][{j}]", -MAX_COORD, MAX_COORD)
         points.append(point)

@@ -7,13 +7,15 @@ one batched call. Per-lane parameter values (a grid of c, say) are tensors, so a
 one call.
 
 Random numbers (gradient noise, a method's own draws) come from one torch.Generator per method
-entry, seeded from the config's seed and the entry's position, so a run is bit-for-bit
-reproducible and an entry's lanes do not depend on which other methods share the run.
+entry, seeded from the config's seed, the method's name and its occurrence among entries of the
+same method, so a run is bit-for-bit reproducible and an entry's lanes do not depend on which
+other methods share the run.
 """
 
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -114,8 +116,11 @@ def build_lanes(config: Config) -> list[Lane]:
     return lanes
 
 
-def _seed_for(seed: int, entry: int) -> int:
-    return (seed * 1_000_003 + entry * 7919 + 12345) % (2**63 - 1)
+def _seed_for(seed: int, name: str, occurrence: int) -> int:
+    """The generator seed of a method entry: from the run's seed, the method's name (a stable
+    CRC, not Python's salted hash) and how many entries of the same method come before it, so
+    adding or reordering other methods does not change this entry's random draws."""
+    return (seed * 1_000_003 + zlib.crc32(name.encode()) * 7919 + occurrence * 104_729 + 12345) % (2**63 - 1)
 
 
 class _Group:
@@ -254,7 +259,8 @@ def run(config: Config, progress: Callable[[float], Any] | None = None, chunk: i
         per_lane = {p.name: [c[p.name] for c in combos] for p in spec.params if p.kind == "float"}
         shared = {p.name: combos[0][p.name] for p in spec.params if p.kind != "float"}
         params = lane_params(spec, {**per_lane, **shared}, len(idx), dtype)
-        gen = torch.Generator().manual_seed(_seed_for(config.seed, e))
+        occurrence = sum(1 for other in config.methods[:e] if other.name == entry.name)
+        gen = torch.Generator().manual_seed(_seed_for(config.seed, entry.name, occurrence))
         state = spec.init_state(len(idx), K, D, params, dtype)
         group = _Group(spec, entry, slice(idx[0], idx[-1] + 1), params, gen, state, list(spec.flags))
         groups.append(group)

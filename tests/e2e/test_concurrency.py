@@ -24,6 +24,8 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
+from toyopt.methods import METHODS
+
 SESSIONS = 8
 REPORT = Path(__file__).parent / "concurrency.txt"
 #: Per-session method pairs (no method with a c grid, so the runs stay small).
@@ -153,17 +155,31 @@ class Outcome:
     slider_values: dict[str, tuple[float, float]] = field(default_factory=dict)
     steps_shown: str = ""
     figures: int = 0
+    panels: list[str] = field(default_factory=list)  # the trajectory map's panel titles
     exceptions: int = 0
 
 
 QUERY_JS = "() => Object.fromEntries(new URLSearchParams(location.search))"
+PANELS_JS = """() => { const el = document.querySelector('.js-plotly-plot');
+    return ((el && el.layout && el.layout.annotations) || []).map(a => a.text); }"""
 SIGNATURE_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(el =>
     JSON.stringify((el.data || []).map(t => [t.name, t.x, t.y]))).join('|')"""
 
 
+async def _expect(page, target, timeout: int = WAIT_MS) -> None:
+    """Wait for ``target`` (a selector or a locator); fail at once, with its text, if the app shows
+    an exception instead."""
+    wanted = page.locator(target) if isinstance(target, str) else target
+    exception = page.locator("[data-testid=stException]")
+    await wanted.or_(exception).first.wait_for(timeout=timeout)
+    if await exception.count():
+        text = await exception.first.inner_text()
+        raise AssertionError(f"Streamlit exception while waiting for {target!r}: {text[:800]}")
+
+
 async def _settle(page) -> None:
     """A figure is drawn and the script run has finished (no 'Running' status widget)."""
-    await page.wait_for_selector(".js-plotly-plot", timeout=WAIT_MS)
+    await _expect(page, ".js-plotly-plot")
     await page.wait_for_function(
         "() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=WAIT_MS, polling=100
     )
@@ -205,7 +221,7 @@ async def _journey(page, base_url: str, s: SessionState) -> Outcome:
     # Cone vs ball: the sliders show this session's c values; one key press moves the cone's.
     t = time.perf_counter()
     await page.get_by_text("Cone vs ball", exact=True).click(timeout=WAIT_MS)
-    await page.wait_for_selector("text=Gradient space at the chosen point", timeout=WAIT_MS)
+    await _expect(page, "text=Gradient space at the chosen point")
     await _settle(page)
     out.seconds["regions"] = time.perf_counter() - t
     out.slider_values["cone_c (link)"] = await _slider_value(page, "ConicGrad cone c")
@@ -229,12 +245,11 @@ async def _journey(page, base_url: str, s: SessionState) -> Outcome:
     # Trajectories: this session's own engine run.
     t = time.perf_counter()
     await page.get_by_text("Trajectories", exact=True).click(timeout=WAIT_MS)
-    outcomes = page.locator("text=Outcomes")
     run_anyway = page.get_by_role("button", name="Run anyway")
-    await outcomes.or_(run_anyway).first.wait_for(timeout=WAIT_MS)
+    await _expect(page, page.locator("text=Outcomes").or_(run_anyway))
     if await run_anyway.count():
         await run_anyway.click(timeout=WAIT_MS)
-        await outcomes.first.wait_for(timeout=WAIT_MS)
+        await _expect(page, "text=Outcomes")
     await _settle(page)
     await page.wait_for_function(
         "() => document.querySelectorAll('.js-plotly-plot').length >= 3", timeout=WAIT_MS, polling=100
@@ -242,6 +257,7 @@ async def _journey(page, base_url: str, s: SessionState) -> Outcome:
     out.seconds["trajectories"] = time.perf_counter() - t
     out.seconds["journey"] = time.perf_counter() - started
     out.figures = await page.locator(".js-plotly-plot").count()
+    out.panels = await page.evaluate(PANELS_JS)
     out.exceptions += await _exceptions(page)
     out.final_query = await page.evaluate(QUERY_JS)
     return out
@@ -253,10 +269,11 @@ async def ninth(context, base_url: str, s: SessionState) -> Outcome:
     page = await context.new_page()
     started = time.perf_counter()
     await page.goto(f"{base_url}/?{urlencode(dict(s.query, view='trajectories'))}", timeout=WAIT_MS)
-    await page.locator("text=Outcomes").first.wait_for(timeout=int(NINTH_BOUND_S * 1000))
+    await _expect(page, "text=Outcomes", timeout=int(NINTH_BOUND_S * 1000))
     await _settle(page)
     out.seconds["render"] = time.perf_counter() - started
     out.figures = await page.locator(".js-plotly-plot").count()
+    out.panels = await page.evaluate(PANELS_JS)
     out.exceptions = await _exceptions(page)
     out.final_query = await page.evaluate(QUERY_JS)
     return out
@@ -363,6 +380,8 @@ def test_eight_concurrent_sessions_and_a_ninth(streamlit_server, chromium_option
         q = o.final_query
         expected = {"methods": s.methods, "steps": str(s.steps), "setup": "nashmtl2022"}
         assert {k: q.get(k) for k in expected} == expected, f"session {s.index}: query {q}"
+        labels = [METHODS[m].label for m in s.methods.split(",")]
+        assert o.panels == labels, f"session {s.index} shows the panels {o.panels}, not {labels}"
     for o in outcomes:
         s = o.state
         assert o.final_query.get("view") == "trajectories"

@@ -67,6 +67,14 @@ def test_journey(app_url, browser):
     lane_ms = [_press_and_time(page, cagrad, "ArrowRight") for _ in range(3)]
     _settle(page)
     page.wait_for_function("() => location.search.includes('cagrad.c=0.8')", timeout=TIMEOUT)
+    conic = (
+        page.locator("[data-testid=stExpander]", has_text="ConicGrad (exact) parameters")
+        .get_by_role("slider")
+        .first
+    )
+    conic_ms = [_press_and_time(page, conic, "ArrowRight") for _ in range(3)]
+    _settle(page)
+    page.wait_for_function("() => location.search.includes('conicgrad_exact.c=0.65')", timeout=TIMEOUT)
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOT))
     report = (
@@ -75,6 +83,9 @@ def test_journey(app_url, browser):
         f"trajectories CAGrad c slider (lanes of the cached run): "
         f"{', '.join(f'{v:.0f}' for v in lane_ms)} ms "
         f"(median {statistics.median(lane_ms):.0f} ms)\n"
+        f"trajectories ConicGrad (exact) c slider (lanes of the cached run): "
+        f"{', '.join(f'{v:.0f}' for v in conic_ms)} ms "
+        f"(median {statistics.median(conic_ms):.0f} ms)\n"
     )
     (Path(__file__).parent / "latency.txt").write_text(report)
     print(report)

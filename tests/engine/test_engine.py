@@ -183,10 +183,11 @@ def test_noise_is_per_gradient_entry_with_the_configured_std():
     x = torch.tensor(result.x[:-1].reshape(-1, 2))
     _, g = PROBLEM.losses_and_grads(x, config.problem_params)
     resid = result.directions[:-1].reshape(-1, 2) - g.sum(1).numpy()
+    # 4000 samples per coordinate: bounds at 4 standard errors (std 1.1%, mean 0.0045, corr 0.016).
     std = resid.std(axis=0)
-    np.testing.assert_allclose(std, np.sqrt(2) * sigma, rtol=0.03)
-    assert abs(resid.mean()) < 0.01
-    assert abs(np.corrcoef(resid.T)[0, 1]) < 0.03
+    np.testing.assert_allclose(std, np.sqrt(2) * sigma, rtol=0.045)
+    assert abs(resid.mean()) < 0.013
+    assert abs(np.corrcoef(resid.T)[0, 1]) < 0.065
 
 
 def test_entry_random_stream_does_not_depend_on_other_entries():
@@ -454,3 +455,21 @@ def test_compiled_backend_close_to_eager():
     np.testing.assert_allclose(compiled.directions[:-1], eager.directions[:-1], rtol=1e-9, atol=1e-9)
     assert np.array_equal(compiled.first_pareto, eager.first_pareto)
     assert compiled.stop_reason == eager.stop_reason
+
+
+def test_an_entrys_random_draws_do_not_depend_on_the_other_methods():
+    """Gradient noise and a method's own draws come from a generator seeded by the method's name
+    and occurrence, not its position: adding a method in front leaves the others' lanes as they were."""
+    base = Config(
+        methods=(MethodEntry("rlw"), MethodEntry("graddrop")),
+        inits=((-8.5, 7.5), (9.0, -1.0)),
+        steps=60,
+        lr=0.05,
+        noise=0.2,
+        record_every=1,
+    )
+    alone = run(base)
+    behind = run(replace(base, methods=(MethodEntry("ls"), *base.methods)))
+    np.testing.assert_array_equal(behind.x[:, 2:], alone.x)
+    twice = run(replace(base, methods=(MethodEntry("rlw"), MethodEntry("rlw"))))
+    assert not np.array_equal(twice.x[:, :2], twice.x[:, 2:]), "a repeated entry draws its own numbers"

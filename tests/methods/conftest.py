@@ -116,17 +116,16 @@ def _closest_on_segment(a: torch.Tensor, b: torch.Tensor, q: torch.Tensor) -> to
 
 
 def _closest_in_triangle(a, b, c, q) -> tuple[torch.Tensor, torch.Tensor]:
-    """Orthogonal projection of q onto the plane of (a, b, c) and whether it falls inside."""
-    e1, e2, r = a - c, b - c, q - c
-    m11, m12, m22 = (e1 * e1).sum(-1), (e1 * e2).sum(-1), (e2 * e2).sum(-1)
-    r1, r2 = (r * e1).sum(-1), (r * e2).sum(-1)
-    det = m11 * m22 - m12 * m12
-    proper = det > 1e-12 * m11 * m22
-    det = torch.where(proper, det, torch.ones_like(det))
-    s = (r1 * m22 - r2 * m12) / det
-    t = (r2 * m11 - r1 * m12) / det
-    inside = proper & (s >= 0) & (t >= 0) & (s + t <= 1)
-    return c + s.unsqueeze(-1) * e1 + t.unsqueeze(-1) * e2, inside
+    """Orthogonal projection of q onto the plane of (a, b, c) and whether it falls inside. The
+    barycentric coordinates come from a least-squares solve (float64, SVD-based), which stays
+    accurate for thin triangles; a degenerate one is covered by the segments anyway."""
+    e = torch.stack([a - c, b - c], dim=-1).to(torch.float64)  # (B, D, 2)
+    r = (q - c).to(torch.float64).unsqueeze(-1)
+    st = torch.linalg.lstsq(e, r, rcond=1e-15, driver="gelsd").solution.squeeze(-1)  # (B, 2)
+    s, t = st[:, 0], st[:, 1]
+    inside = torch.isfinite(st).all(-1) & (s >= 0) & (t >= 0) & (s + t <= 1)
+    closest = c.to(torch.float64) + (e @ st.unsqueeze(-1)).squeeze(-1)
+    return closest.to(q.dtype), inside
 
 
 def hull_distance(points: torch.Tensor, q: torch.Tensor) -> torch.Tensor:

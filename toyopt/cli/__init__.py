@@ -16,7 +16,8 @@ from ._common import UsageError
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, exit 2 (argparse prints usage too)
-        raise UsageError(message)
+        # argparse quotes the whole bad value ("invalid int value: '...'"): show long ones shortened.
+        raise UsageError(" ".join(w if len(w) <= 60 else w[:40] + "..." for w in message.split(" ")))
 
 
 def build_parser() -> argparse.ArgumentParser:

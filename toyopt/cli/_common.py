@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 from pathlib import Path
 
-from ..config import Config, parse_inits, parse_value
+from ..config import MAX_JSON_BYTES, Config, parse_inits, parse_value
 from ..setups import DEFAULT_SETUP, get_setup
 
 
@@ -32,12 +33,27 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--record-every", type=int, default=None)
 
 
-def read_text(path: str, what: str) -> str:
+def read_bytes(path: str, what: str, cap: int) -> bytes:
+    """The bytes of ``path``, at most ``cap`` of them: at most cap + 1 bytes are read, so an endless
+    or huge file (/dev/zero, a pipe, a device whose size reads 0) is refused as "larger than"."""
     try:
-        return Path(path).read_text()
-    except (OSError, UnicodeDecodeError) as exc:
+        with open(path, "rb") as f:
+            data = f.read(cap + 1)
+    except OSError as exc:
+        raise UsageError(f"cannot read {what} {path!r}: {exc.strerror or exc}") from None
+    if len(data) > cap:
+        raise UsageError(f"{what} {path!r} is larger than {cap} bytes")
+    return data
+
+
+def read_text(path: str, what: str, cap: int = MAX_JSON_BYTES) -> str:
+    """UTF-8 text of ``path``, at most ``cap`` bytes (see ``read_bytes``)."""
+    data = read_bytes(path, what, cap)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise UsageError(
-            f"cannot read {what} {path!r}: {exc.strerror if isinstance(exc, OSError) else exc}"
+            f"cannot read {what} {path!r}: not UTF-8 text ({exc.reason} at byte {exc.start})"
         ) from None
 
 
@@ -97,15 +113,69 @@ def output_path(path: str, force: bool, suffixes: tuple[str, ...]) -> Path:
     return out
 
 
-def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write to a temporary file beside ``path`` and rename, so a failure never leaves half a file."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+def write_atomic(path: Path, data: bytes | str, force: bool = False) -> None:
+    """Write ``path`` whole or not at all (see ``write_outputs``)."""
+    write_outputs([(path, data)], force)
+
+
+def write_outputs(files: list[tuple[Path, bytes | str]], force: bool = False) -> None:
+    """Write every (path, data): each goes to a temporary file beside its path first, so a failure
+    never leaves half a file. Without ``force`` each path is then created with ``os.link``, which
+    fails if the path exists at that moment (one that appeared while the run went on, e.g. from a
+    second toyopt writing the same --out, is never replaced); the files of this call linked before
+    such a failure are removed again. With ``force`` an existing file is replaced (``os.replace``)."""
+    temps: list[tuple[Path, Path]] = []
+    done: list[Path] = []
     try:
-        if isinstance(data, str):
-            tmp.write_text(data)
+        for path, data in files:
+            tmp = path.with_name(f".{path.name[:120]}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+            temps.append((path, tmp))
+            try:
+                with open(tmp, "xb") as f:
+                    f.write(data.encode("utf-8") if isinstance(data, str) else data)
+            except OSError as exc:
+                raise UsageError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
+        for path, tmp in temps:
+            _place(tmp, path, force)
+            done.append(path)
+    except UsageError:
+        if not force:
+            for path in done:
+                path.unlink(missing_ok=True)
+        raise
+    finally:
+        for _, tmp in temps:
+            tmp.unlink(missing_ok=True)
+
+
+def _place(tmp: Path, path: Path, force: bool) -> None:
+    try:
+        if force:
+            os.replace(tmp, path)
         else:
-            tmp.write_bytes(data)
-        os.replace(tmp, path)
+            _create_from(tmp, path)
+    except FileExistsError:
+        raise UsageError(
+            f"{str(path)!r} appeared while this command ran and was not replaced; pass --force to replace it"
+        ) from None
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise UsageError(f"cannot write {str(path)!r}: {exc.strerror}") from None
+        raise UsageError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
+
+
+def _create_from(tmp: Path, path: Path) -> None:
+    """``path`` as a new file holding ``tmp``'s bytes; FileExistsError if it exists at that moment.
+    A hard link where the file system has them, else a copy opened with mode "x"."""
+    try:
+        os.link(tmp, path)
+        return
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links here (e.g. some network or FAT file systems)
+        pass
+    with open(path, "xb") as out:
+        try:
+            out.write(tmp.read_bytes())
+        except OSError:
+            out.close()
+            path.unlink(missing_ok=True)
+            raise

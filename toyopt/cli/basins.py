@@ -53,6 +53,9 @@ def handle(args) -> int:
     if args.record_every is not None:
         raise UsageError("basins records only the start and the end: --record-every does not apply")
     out = output_path(args.out, args.force, SUFFIXES)
+    maps = out.suffix.lower() not in (".csv", ".json")
+    if maps and args.random is not None:  # refused before anything runs
+        raise UsageError("maps need --grid starts; write --random starts as .csv or .json")
     config = config_from_args(args)
     if args.c_sweep:
         config = with_param_sweep(config, "c", C_SWEEP)
@@ -71,13 +74,11 @@ def handle(args) -> int:
     elif out.suffix.lower() == ".json":
         data = outcomes_json(outcomes)
     else:
-        if starts.kind != "grid":
-            raise UsageError("maps need --grid starts; write random starts as .csv or .json")
         from ..figures.basins import basin_maps_figure, save_basin_figure
 
         fig = basin_maps_figure(outcomes)
         data = save_basin_figure(fig, out, outcomes)
-    write_atomic(out, data)
+    write_atomic(out, data, args.force)
     if not args.quiet:
         print(format_table(success_table(outcomes)))
         for region in outcomes.regions[:8]:

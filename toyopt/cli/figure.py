@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import sys
 from dataclasses import replace
-from pathlib import Path
 
 from ..engine import run
 from ..figures import LAYOUTS, FigureSpec, data_files, needs_run, read_embedded, render_spec
+from ..figures.draw import panels
 from ..figures.embed import MAX_FIGURE_BYTES
-from ..figures.spec import GAPS, parse_point
-from ._common import UsageError, add_config_arguments, config_from_args, output_path, write_atomic
+from ..figures.spec import GAPS, MAX_PANELS, parse_point
+from ._common import (
+    UsageError,
+    add_config_arguments,
+    config_from_args,
+    output_path,
+    read_bytes,
+    write_outputs,
+)
 
 SUFFIXES = (".pdf", ".svg", ".png")
 #: Config flags that --from cannot combine with (the embedded config is redrawn as it is).
@@ -82,13 +89,7 @@ def _from_figure(args):
     given = [f"--{name.replace('_', '-')}" for name in CONFIG_FLAGS if getattr(args, name)]
     if given:
         raise UsageError(f"--from redraws the embedded config as it is; drop {', '.join(given)}")
-    path = Path(args.from_figure)
-    try:
-        if path.stat().st_size > MAX_FIGURE_BYTES:
-            raise UsageError(f"--from {args.from_figure!r} is larger than {MAX_FIGURE_BYTES} bytes")
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read --from {args.from_figure!r}: {exc.strerror}") from None
+    data = read_bytes(args.from_figure, "--from", MAX_FIGURE_BYTES)
     try:
         return read_embedded(data)
     except ValueError as exc:
@@ -103,6 +104,11 @@ def handle(args) -> int:
     else:
         config, spec = config_from_args(args), FigureSpec()
     spec = replace(spec, **_figure_overrides(args)).validated()
+    if spec.layout == "paper" and len(panels(config)) > MAX_PANELS:  # refused before the run
+        raise UsageError(
+            f"the paper layout draws at most {MAX_PANELS} panels (methods x grid values); "
+            f"this run has {len(panels(config))}: use fewer methods or values, or another --layout"
+        )
     data_paths = {}
     if args.data:
         for suffix in (".csv", ".json", ".config.json"):
@@ -110,11 +116,10 @@ def handle(args) -> int:
             data_paths[suffix] = output_path(str(target), args.force, (".csv", ".json"))
     result = run(config) if needs_run(spec) or args.data else None
     figure = render_spec(result if result is not None else config, spec, out.suffix.lower()[1:])
-    write_atomic(out, figure)
+    files: list = [(out, figure)]
     if result is not None:
-        for suffix, text in data_files(result).items():
-            if suffix in data_paths:
-                write_atomic(data_paths[suffix], text)
+        files += [(data_paths[s], text) for s, text in data_files(result).items() if s in data_paths]
+    write_outputs(files, args.force)
     if not args.quiet:
         written = ", ".join(str(p) for p in [out, *data_paths.values()])
         print(f"wrote {written} ({spec.layout}, {spec.inches:g} in wide)", file=sys.stderr)

@@ -22,7 +22,8 @@ def handle(args) -> int:
     config = config_from_args(args)
     out = output_path(args.out, args.force, (".json", ".csv"))
     result = run(config)
-    write_atomic(out, result_json(result) if out.suffix.lower() == ".json" else trajectories_csv(result))
+    data = result_json(result) if out.suffix.lower() == ".json" else trajectories_csv(result)
+    write_atomic(out, data, args.force)
     if not args.quiet:
         for i, lane in enumerate(result.lanes):
             x1, x2 = result.final_x[i]

@@ -26,6 +26,8 @@ FIGURE_KEY = "toyopt-figure"
 TITLE = "toyopt figure"
 #: Figures larger than this are not searched for metadata.
 MAX_FIGURE_BYTES = 200_000_000
+#: A compressed PNG text chunk may not inflate to more than this (a zip bomb is refused).
+MAX_TEXT_BYTES = 16_000_000
 
 
 def savefig_metadata(fmt: str, config_json: str, figure_json: str) -> dict:
@@ -60,7 +62,10 @@ def read_embedded(data: bytes) -> tuple[Config, FigureSpec | None]:
     if len(data) > MAX_FIGURE_BYTES:
         raise ValueError(f"figure file is larger than {MAX_FIGURE_BYTES} bytes")
     fmt = detect_format(data)
-    config_text, figure_text = {"pdf": _read_pdf, "svg": _read_svg, "png": _read_png}[fmt](data)
+    try:
+        config_text, figure_text = {"pdf": _read_pdf, "svg": _read_svg, "png": _read_png}[fmt](data)
+    except (IndexError, struct.error, zlib.error) as exc:  # truncated or corrupt metadata
+        raise ValueError(f"this {fmt.upper()} file's metadata is malformed ({exc})") from None
     if config_text is None:
         raise ValueError(f"this {fmt.upper()} file carries no toyopt config (was it written by toyopt?)")
     config = Config.from_json(config_text)
@@ -161,13 +166,24 @@ def png_text(data: bytes) -> dict[str, str]:
             out[key.decode("latin-1")] = text.decode("latin-1")
         elif kind == b"zTXt":
             key, _, rest = payload.partition(b"\0")
-            out[key.decode("latin-1")] = zlib.decompress(rest[1:]).decode("latin-1")
+            out[key.decode("latin-1")] = _inflate(rest[1:]).decode("latin-1")
         elif kind == b"iTXt":
             key, _, rest = payload.partition(b"\0")
             compressed, rest = rest[0], rest[2:]
             _, _, rest = rest.partition(b"\0")  # language tag
             _, _, text = rest.partition(b"\0")  # translated keyword
-            out[key.decode("latin-1")] = (zlib.decompress(text) if compressed else text).decode("utf-8")
+            out[key.decode("latin-1")] = (_inflate(text) if compressed else text).decode("utf-8")
+    return out
+
+
+def _inflate(data: bytes) -> bytes:
+    """zlib-decompressed ``data``, refused beyond MAX_TEXT_BYTES."""
+    inflater = zlib.decompressobj()
+    out = inflater.decompress(data, MAX_TEXT_BYTES + 1)
+    if len(out) > MAX_TEXT_BYTES:
+        raise ValueError(f"a compressed PNG text chunk inflates to more than {MAX_TEXT_BYTES} bytes")
+    if not inflater.eof:
+        raise ValueError("a compressed PNG text chunk is truncated")
     return out
 
 

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ..config import loads_json, short_names, short_repr
 from .style import MAX_WIDTH, MIN_WIDTH, WIDTHS
 
 LAYOUTS = ("paper", "landscape", "front", "regions")
@@ -56,24 +57,24 @@ class FigureSpec:
 
     def validated(self) -> FigureSpec:
         if self.layout not in LAYOUTS:
-            raise ValueError(f"layout must be one of {list(LAYOUTS)}, got {self.layout!r}")
+            raise ValueError(f"layout must be one of {list(LAYOUTS)}, got {short_repr(self.layout)}")
         width = parse_width(self.width)
         dpi = self.dpi
         if isinstance(dpi, bool) or not isinstance(dpi, int) or not MIN_DPI <= dpi <= MAX_DPI:
-            raise ValueError(f"dpi must be an integer in [{MIN_DPI}, {MAX_DPI}], got {dpi!r}")
+            raise ValueError(f"dpi must be an integer in [{MIN_DPI}, {MAX_DPI}], got {short_repr(dpi)}")
         inches = WIDTHS[width] if isinstance(width, str) else width
         if inches * dpi > MAX_PIXELS:
             raise ValueError(f"width x dpi = {inches * dpi:g} pixels; the cap is {MAX_PIXELS}")
         point = None
         if self.point is not None:
             if not isinstance(self.point, (list, tuple)) or len(self.point) != 2:
-                raise ValueError(f"point must be two numbers x1, x2, got {self.point!r}")
+                raise ValueError(f"point must be two numbers x1, x2, got {short_repr(self.point)}")
             point = tuple(_finite(v, "point") for v in self.point)
         for name in ("convergence", "trajectories"):
             if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+                raise ValueError(f"{name} must be true or false, got {short_repr(getattr(self, name))}")
         if self.gap not in GAPS:
-            raise ValueError(f"gap must be one of {list(GAPS)}, got {self.gap!r}")
+            raise ValueError(f"gap must be one of {list(GAPS)}, got {short_repr(self.gap)}")
         ball_c = None if self.ball_c is None else _finite(self.ball_c, "ball_c", 0.0, 10.0)
         cone_c = None if self.cone_c is None else _finite(self.cone_c, "cone_c", -1.0, 1.0)
         return replace(self, width=width, point=point, ball_c=ball_c, cone_c=cone_c)
@@ -101,7 +102,8 @@ class FigureSpec:
         unknown = sorted(set(data) - set(cls.__dataclass_fields__))
         if unknown:
             raise ValueError(
-                f"unknown figure option(s) {unknown}; allowed: {sorted(cls.__dataclass_fields__)}"
+                f"unknown figure option(s) {short_names(unknown)}; "
+                f"allowed: {sorted(cls.__dataclass_fields__)}"
             )
         kwargs = dict(data)
         if isinstance(kwargs.get("point"), list):
@@ -110,11 +112,7 @@ class FigureSpec:
 
     @classmethod
     def from_json(cls, text: str) -> FigureSpec:
-        try:
-            data = json.loads(text)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            raise ValueError(f"figure options are not valid JSON: {exc}") from None
-        return cls.from_dict(data)
+        return cls.from_dict(loads_json(text, "figure options"))
 
 
 def parse_width(value: Any) -> str | float:
@@ -126,7 +124,8 @@ def parse_width(value: Any) -> str | float:
             value = float(value)
         except ValueError:
             raise ValueError(
-                f"width must be 'single', 'double' or inches in [{MIN_WIDTH:g}, {MAX_WIDTH:g}], got {value!r}"
+                f"width must be 'single', 'double' or inches in [{MIN_WIDTH:g}, {MAX_WIDTH:g}], "
+                f"got {short_repr(value)}"
             ) from None
     return _finite(value, "width (inches)", MIN_WIDTH, MAX_WIDTH)
 
@@ -139,12 +138,12 @@ def parse_point(text: str) -> tuple[float, float]:
             raise ValueError
         return (float(parts[0]), float(parts[1]))
     except ValueError:
-        raise ValueError(f"point must be 'x1,x2', got {text!r}") from None
+        raise ValueError(f"point must be 'x1,x2', got {short_repr(text)}") from None
 
 
 def _finite(value: Any, where: str, low: float = -1e6, high: float = 1e6) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{where} must be a number in [{low:g}, {high:g}], got {value!r}")
+        raise ValueError(f"{where} must be a number in [{low:g}, {high:g}], got {short_repr(value)}")
     if not low <= value <= high:
-        raise ValueError(f"{where} must be a number in [{low:g}, {high:g}], got {value!r}")
+        raise ValueError(f"{where} must be a number in [{low:g}, {high:g}], got {short_repr(value)}")
     return float(value)

@@ -103,3 +103,15 @@ def softmax(logits: Tensor) -> Tensor:
     parallel region even for a (B, K) tensor, which costs milliseconds per call on a busy CPU."""
     e = torch.exp(logits - logits.amax(-1, keepdim=True))
     return e / e.sum(-1, keepdim=True)
+
+
+def conflicting_beyond_rounding(grads: Tensor, d: Tensor) -> Tensor:
+    """(B,) bool: some task has <g_j, d> < 0 by more than a direction assembled from Gram-matrix
+    quantities can be resolved, sqrt(eps) ||g_j|| max_i ||g_i|| + 1e-6 ||g_j|| ||d||. A solver
+    that claims d is non-conflicting checks its answer against the vectors with this, so that an
+    ill-conditioned solve is reported instead of returned as if it were exact."""
+    eps = torch.finfo(d.dtype).eps
+    norms = grads.norm(dim=-1)
+    inner = (grads @ d.unsqueeze(-1)).squeeze(-1)
+    slack = eps**0.5 * norms * norms.amax(-1, keepdim=True) + 1e-6 * norms * d.norm(dim=-1, keepdim=True)
+    return (inner < -slack).any(-1)

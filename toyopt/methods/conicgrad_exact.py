@@ -175,10 +175,16 @@ def cone_direction(grads: Tensor, c: Tensor, solver_iters: int) -> tuple[Tensor,
     along = (v_b * g0_hat).sum(-1)
     h = v_b - along.unsqueeze(-1) * g0_hat  # P g_w
     h_norm = h.norm(dim=-1)
-    tie = h_norm <= resolution
+    # g0 = mean of the g_i is known to ~eps S, so its direction to ~eps S / ||g0||, and removing
+    # g_w's component along it leaves an error of ~|along| eps S / ||g0|| (large where the g_i
+    # nearly cancel): below that, P g_w is noise and the point is a tie.
+    tie = h_norm <= resolution * (1 + along.abs() / r_safe)
     h_norm = torch.where(tie, torch.ones_like(h_norm), h_norm)
     perp = orthogonal_unit(g0_hat)
     e_hat = torch.where(tie.unsqueeze(-1), perp, h / h_norm.unsqueeze(-1))
+    # Orthogonalise once more so that d = r (c g0^ + s e^) has norm r and cosine c to rounding.
+    e_hat = e_hat - (e_hat * g0_hat).sum(-1, keepdim=True) * g0_hat
+    e_hat = e_hat / e_hat.norm(dim=-1, keepdim=True).clamp_min(fin.tiny)
     d_b = r.unsqueeze(-1) * (c.unsqueeze(-1) * g0_hat + s.unsqueeze(-1) * e_hat)
     kappa = along / r_safe  # P g_w = g_w - kappa g0
     beta_b = c.unsqueeze(-1) * u + (r * s / h_norm).unsqueeze(-1) * (w_b - kappa.unsqueeze(-1) * u)

@@ -39,7 +39,7 @@ def deconflicted_coefficients(g: torch.Tensor, project_when: str) -> torch.Tenso
     if K == 2:
         diag = torch.diagonal(g, dim1=-2, dim2=-1)
         other = diag.flip(-1)  # Gamma_22 for task 1, Gamma_11 for task 2
-        safe = other > fin.tiny * 1e6
+        safe = other > fin.tiny  # any gradient that is not zero spans its direction
         a = torch.where(safe, g[:, 0, 1].unsqueeze(-1) / torch.where(safe, other, 1.0), 0.0)  # (B, 2)
         proj = torch.stack(
             [
@@ -71,7 +71,9 @@ def deconflicted_coefficients(g: torch.Tensor, project_when: str) -> torch.Tenso
 
 
 def step(inp: StepInput, state, params) -> MethodOutput:
-    grads = inp.grads
+    # In float64 whatever the input: the projection coefficients are ratios of Gram entries, which
+    # for float32 gradients whose norms differ by ~1e12 leave float32's range.
+    grads = inp.grads.to(torch.float64)
     B, K, _ = grads.shape
     dtype = grads.dtype
     fin = torch.finfo(dtype)
@@ -95,7 +97,8 @@ def step(inp: StepInput, state, params) -> MethodOutput:
     w = torch.where(d_zero.unsqueeze(-1), torch.full_like(w, 1.0 / K), w)
     weights = K * (w.unsqueeze(-1) * coef).sum(1)
     flags = {"d_zero": d_zero, "zero_improvement": zero_r & (params["alpha"] != 0)}
-    return MethodOutput(combine(weights, grads), weights, EMPTY, flags)
+    weights = weights.to(inp.grads.dtype)
+    return MethodOutput(combine(weights, inp.grads), weights, EMPTY, flags)
 
 
 SPEC = MethodSpec(

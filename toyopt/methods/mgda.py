@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from ._common import combine, gram, mgda_two_task, quad, uniform
+from ._common import combine, conflicting_beyond_rounding, gram, mgda_two_task, quad, uniform
 from .base import EMPTY, EPS, MethodOutput, MethodSpec, ParamSpec, StepInput
 
 
@@ -51,6 +51,8 @@ def step(inp: StepInput, state, params) -> MethodOutput:
     g = gram(inp.grads)
     w, not_converged = min_norm_weights(g, params["fw_iters"])
     d = combine(w, inp.grads)
+    if g.shape[-1] > 2:  # Frank-Wolfe's answer, checked against the vectors
+        not_converged = not_converged | conflicting_beyond_rounding(inp.grads, d)
     largest = inp.grads.norm(dim=-1).amax(-1)
     stopped = d.norm(dim=-1) <= EPS * largest + torch.finfo(d.dtype).tiny
     return MethodOutput(d, w, EMPTY, {"pareto_stationary": stopped, "solver_not_converged": not_converged})
@@ -74,7 +76,8 @@ SPEC = MethodSpec(
     ),
     flags={
         "pareto_stationary": "d = 0: the point is Pareto-stationary and MGDA stops here",
-        "solver_not_converged": "Frank-Wolfe stopped with a duality gap above 1e-6 (K > 2)",
+        "solver_not_converged": "K > 2: Frank-Wolfe stopped with a duality gap above 1e-6, or its d "
+        "conflicts with a task beyond rounding",
     },
     guarantees=frozenset({"non_conflicting", "min_norm", "permutation_invariant"}),
 )

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import torch
 
-from ._common import combine, gram
+from ._common import combine, conflicting_beyond_rounding, gram
 from .base import EMPTY, MethodOutput, MethodSpec, ParamSpec, StepInput, Tensor
 
 #: Largest K solved exactly by enumerating the free sets (2^K linear systems per QP).
@@ -137,12 +137,15 @@ def step(inp: StepInput, state, params) -> MethodOutput:
         weights = ((n.unsqueeze(-1) * v_hat).sum(-2) / n_safe * nonzero).to(dtype)
     else:
         weights, not_converged = _coordinate_descent(gt, params["qp_sweeps"])
+    weights = torch.where((trace <= fin.tiny).unsqueeze(-1), torch.full_like(weights, 1.0 / K), weights)
+    d = combine(weights, grads)
+    if K > 2 and not bool((params["reg"] > 0).any()):
+        not_converged = not_converged | conflicting_beyond_rounding(grads, d)
     flags = {
         "zero_gradients": trace <= fin.tiny,
         "solver_not_converged": not_converged,
     }
-    weights = torch.where((trace <= fin.tiny).unsqueeze(-1), torch.full_like(weights, 1.0 / K), weights)
-    return MethodOutput(combine(weights, grads), weights, EMPTY, flags)
+    return MethodOutput(d, weights, EMPTY, flags)
 
 
 SPEC = MethodSpec(
@@ -172,8 +175,8 @@ SPEC = MethodSpec(
     flags={
         "zero_gradients": "all gradients are 0: d = 0",
         "solver_not_converged": "K > 6: a QP's KKT residual stayed above 1e-9 (Gamma / tr Gamma); "
-        "K <= 6: no free set "
-        "passed the KKT check",
+        "K <= 6: no free set passed the KKT check; or (reg = 0, K > 2) d rebuilt from the vectors "
+        "conflicts with a task beyond rounding (ill-conditioned Gram)",
     },
     guarantees=frozenset({"non_conflicting", "permutation_invariant"}),
 )

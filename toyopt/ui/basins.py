@@ -6,7 +6,8 @@ success table, the stalled regions, and the trajectory of a clicked start.
 random starts, the step count and the number of lanes reachable from the page or the URL are
 capped (``toyopt.outcomes.APP_MAX_*``). URL parameters (all optional): ``basins.setup``,
 ``basins.methods`` (comma list), ``basins.grid`` or ``basins.random`` (+ ``basins.seed``),
-``basins.steps``, ``basins.sweep`` (1: sweep c).
+``basins.steps``, ``basins.sweep`` (1: sweep c); an invalid one keeps its default and is listed
+in an error (``request_from_query``). A Run estimated above SLOW_SECONDS waits for "Run anyway".
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..config import Config
+from ..config import Config, short_names, short_repr
 from ..engine import Result, run
 from ..methods import METHODS
 from ..outcomes import (
@@ -39,11 +40,17 @@ from ..outcomes import (
 )
 from ..problems import get_problem
 from ..setups import DEFAULT_SETUP, SETUPS, get_setup
+from . import runs
+from .state import BASINS_PREFIX
 
 CACHE_SIZE = 6
 TRAJECTORY_POINTS = 1500
 #: The page's default grid side (the core's is 100): 40^2 starts run in about a minute.
 DEFAULT_GRID = 40
+DEFAULT_RANDOM = 1000
+#: A Run estimated longer than this waits for a second click ("Run anyway").
+SLOW_SECONDS = 30.0
+#: The step counts of the two probe runs behind the estimate.
 
 
 @dataclass(frozen=True)
@@ -107,28 +114,75 @@ class BasinRequest:
         return q
 
 
-def request_from_query(query) -> BasinRequest:
-    """A request from URL parameters; values over the caps are clamped to them, malformed values
-    fall back to the defaults (a link never fails to open the page)."""
+#: The basins.* URL parameters request_from_query understands.
+QUERY_KEYS = (
+    "basins.setup",
+    "basins.methods",
+    "basins.grid",
+    "basins.random",
+    "basins.seed",
+    "basins.steps",
+    "basins.sweep",
+)
+MAX_SEED = 2**31 - 1
+
+
+def request_from_query(query) -> tuple[BasinRequest, list[str]]:
+    """A request from URL parameters, and the list of problems found: every malformed or
+    out-of-range parameter (and every unknown ``basins.*`` one) keeps its default and gives one
+    message naming it and its allowed values, so a link never fails to open the page. Other
+    parameters (the rest of the app's) are ignored."""
+    errors: list[str] = []
+
+    def text(key: str) -> str:
+        raw = query[key]
+        raw = raw[-1] if isinstance(raw, (list, tuple)) and raw else raw
+        return raw.strip() if isinstance(raw, str) else repr(raw)
 
     def integer(key: str, low: int, high: int, default):
-        try:
-            return min(max(int(query[key]), low), high)
-        except (KeyError, TypeError, ValueError):
+        if key not in query:
             return default
+        raw = text(key)
+        if raw.isascii() and raw.isdigit() and len(raw) <= 19 and low <= int(raw) <= high:
+            return int(raw)
+        errors.append(f"{key} must be an integer in [{low}, {high}], got {short_repr(raw)}")
+        return default
 
-    setup = query.get("basins.setup", DEFAULT_SETUP)
-    if setup not in SETUPS:
-        setup = DEFAULT_SETUP
-    methods = tuple(m for m in str(query.get("basins.methods", "")).split(",") if m in METHODS)
+    for key in query:
+        if isinstance(key, str) and key.startswith(BASINS_PREFIX) and key not in QUERY_KEYS:
+            errors.append(f"{key if len(key) <= 40 else key[:37] + '...'}: unknown parameter")
+    setup = DEFAULT_SETUP
+    if "basins.setup" in query:
+        if text("basins.setup") in SETUPS:
+            setup = text("basins.setup")
+        else:
+            errors.append(
+                f"basins.setup must be one of {sorted(SETUPS)}, got {short_repr(text('basins.setup'))}"
+            )
+    methods: tuple[str, ...] = ()
+    if "basins.methods" in query:
+        names = tuple(dict.fromkeys(n.strip() for n in text("basins.methods").split(",") if n.strip()))
+        unknown = [n for n in names if n not in METHODS]
+        if unknown:
+            errors.append(f"basins.methods: unknown {short_names(unknown)}; allowed: {sorted(METHODS)}")
+        else:
+            methods = names  # empty: the setup's methods
     kind = "random" if "basins.random" in query and "basins.grid" not in query else "grid"
+    if "basins.random" in query and "basins.grid" in query:
+        errors.append("basins.random: give basins.grid or basins.random, not both (the grid is used)")
     if kind == "grid":
         n = integer("basins.grid", 2, APP_MAX_GRID, DEFAULT_GRID)
     else:
-        n = integer("basins.random", 1, APP_MAX_RANDOM, 1000)
+        n = integer("basins.random", 1, APP_MAX_RANDOM, DEFAULT_RANDOM)
     steps = integer("basins.steps", 1, APP_MAX_STEPS, None)
-    seed = integer("basins.seed", 0, 2**31 - 1, 0)
-    return BasinRequest(setup, methods, kind, n, seed, steps, query.get("basins.sweep") == "1")
+    seed = integer("basins.seed", 0, MAX_SEED, 0)
+    sweep = False
+    if "basins.sweep" in query:
+        if text("basins.sweep") in ("0", "1"):
+            sweep = text("basins.sweep") == "1"
+        else:
+            errors.append(f"basins.sweep must be 0 or 1, got {short_repr(text('basins.sweep'))}")
+    return BasinRequest(setup, methods, kind, n, seed, steps, sweep), errors
 
 
 # -- cached runs ---------------------------------------------------------------------------------
@@ -157,8 +211,7 @@ def _remember(key: str, compute):
 
 
 def cached_basins(config: Config, starts: Starts, progress=None) -> Outcomes:
-    key = "basins:" + config.to_json() + repr(starts.to_dict())
-    return _remember(key, lambda: run_basins(config, starts, progress=progress)[0])
+    return _remember(_key(config, starts), lambda: run_basins(config, starts, progress=progress)[0])
 
 
 def trajectory(outcomes: Outcomes, lane: int) -> Result:
@@ -205,6 +258,8 @@ def _contour_trace(config: Config, n: int = 120):
         hoverinfo="skip",
         contours={"coloring": "none"},
         line={"color": "rgba(255,255,255,0.45)", "width": 0.7},
+        name="mean loss",
+        showlegend=False,
     )
 
 
@@ -281,6 +336,7 @@ def map_figure(outcomes: Outcomes, series: int, size: int = 300, trajectory_xy: 
         yaxis={"range": [c, d], "scaleanchor": "x"},
         clickmode="event+select",
         dragmode="select",
+        showlegend=False,
     )
     return fig
 
@@ -324,7 +380,7 @@ def _controls(st, initial: BasinRequest) -> tuple[BasinRequest, bool]:
             f"Grid side (max {APP_MAX_GRID})",
             2,
             APP_MAX_GRID,
-            initial.n if initial.kind == "grid" else 40,
+            initial.n if initial.kind == "grid" else DEFAULT_GRID,
             key="basins_grid",
         )
         seed = initial.seed
@@ -333,10 +389,10 @@ def _controls(st, initial: BasinRequest) -> tuple[BasinRequest, bool]:
             f"Random starts (max {APP_MAX_RANDOM})",
             1,
             APP_MAX_RANDOM,
-            initial.n if initial.kind == "random" else 1000,
+            initial.n if initial.kind == "random" else DEFAULT_RANDOM,
             key="basins_random",
         )
-        seed = cols[3].number_input("Seed", 0, 2**31 - 1, initial.seed, key="basins_seed")
+        seed = cols[3].number_input("Seed", 0, MAX_SEED, initial.seed, key="basins_seed")
     cols = st.columns(3)
     steps = cols[0].number_input(
         f"Steps (max {APP_MAX_STEPS})",
@@ -357,8 +413,12 @@ def _controls(st, initial: BasinRequest) -> tuple[BasinRequest, bool]:
     return req, go
 
 
-def basins_view() -> None:
-    """The basins page: controls, progress bar, maps (click a start for its path), table, exports."""
+def basins_view(slow_seconds: float = SLOW_SECONDS) -> None:
+    """The basins page: controls, progress bar, maps (click a start for its path), table, exports.
+
+    Invalid ``basins.*`` link parameters are listed in one error (their defaults are used). A Run
+    is first estimated (``runs.probe_seconds``: short probe runs of the same config, scaled to its
+    steps); one estimated above ``slow_seconds`` waits for a second click ("Run anyway")."""
     import streamlit as st
 
     st.header("Basins of attraction")
@@ -366,9 +426,20 @@ def basins_view() -> None:
         "Every start of a grid over the box runs the method; its cell is coloured by where it ends. "
         + "; ".join(f"**{k}**: {v}" for k, v in CATEGORY_HELP.items())
     )
-    initial = st.session_state.get("basins_request") or request_from_query(st.query_params)
+    from_url, url_errors = request_from_query(st.query_params.to_dict())
+    url_box = st.empty()
+    if url_errors:
+        url_box.error(
+            "Ignored invalid basins link parameters (their defaults are used instead): "
+            + "; ".join(url_errors)
+        )
+    initial = st.session_state.get("basins_request") or from_url
     req, go = _controls(st, initial)
-    if go:
+    pending = st.session_state.get("basins_pending")
+    if pending is not None and pending[0] != req:  # the controls changed since the estimate
+        st.session_state.pop("basins_pending", None)
+        pending = None
+    if go or pending is not None:
         if not req.methods:
             st.error("choose at least one method")
             return
@@ -377,21 +448,66 @@ def basins_view() -> None:
         except ValueError as exc:
             st.error(str(exc))
             return
-        bar = st.progress(0.0, text="running the grid")
-        outcomes = cached_basins(config, starts, progress=lambda f: bar.progress(min(max(f, 0.0), 1.0)))
-        bar.empty()
-        st.session_state["basins_request"] = req
-        st.session_state["basins_key"] = (config.to_json(), repr(starts.to_dict()))
-        st.session_state["basins_outcomes"] = outcomes
-        st.session_state.pop("basins_clicked", None)
-        st.session_state.pop("basins_figs", None)
-        for key, value in req.to_query().items():
-            st.query_params[key] = value
+        if go:
+            seconds = 0.0 if _is_cached(config, starts) else _estimate(st, config)
+            pending = (req, seconds) if seconds > slow_seconds else None
+            st.session_state["basins_pending"] = pending
+        if pending is None or _confirmed(st, config, pending[1]):
+            st.session_state.pop("basins_pending", None)
+            _run(st, req, config, starts)
+            url_box.empty()  # the link now holds this run's request only
     outcomes: Outcomes | None = st.session_state.get("basins_outcomes")
     if outcomes is None:
-        st.info("Choose methods and a grid, then press Run.")
+        if st.session_state.get("basins_pending") is None:
+            st.info("Choose methods and a grid, then press Run.")
         return
     _show(st, outcomes)
+
+
+def _is_cached(config: Config, starts: Starts) -> bool:
+    return _key(config, starts) in _cache()
+
+
+def _key(config: Config, starts: Starts) -> str:
+    return "basins:" + config.to_json() + repr(starts.to_dict())
+
+
+def _estimate(st, config: Config) -> float:
+    estimates = st.session_state.setdefault("basins_estimates", {})
+    key = config.to_json()
+    if key not in estimates:
+        with st.spinner("Estimating the run time..."):
+            estimates[key] = runs.probe_seconds(config)
+    return estimates[key]
+
+
+def _confirmed(st, config: Config, seconds: float) -> bool:
+    lanes = len(config.inits) * sum(len(m.grid()) for m in config.methods)
+    box = st.empty()
+    with box.container():
+        st.warning(
+            f"This run would take roughly {seconds:.0f} s ({lanes} lanes x {config.steps} steps). "
+            "Use a smaller grid, fewer steps or fewer methods, or run it anyway."
+        )
+        clicked = st.button(f"Run anyway (~{seconds:.0f} s)", key="basins_run_anyway")
+    if clicked:
+        box.empty()
+    return clicked
+
+
+def _run(st, req: BasinRequest, config: Config, starts: Starts) -> None:
+    bar = st.progress(0.0, text="running the grid")
+    outcomes = cached_basins(config, starts, progress=lambda f: bar.progress(min(max(f, 0.0), 1.0)))
+    bar.empty()
+    st.session_state["basins_request"] = req
+    st.session_state["basins_key"] = (config.to_json(), repr(starts.to_dict()))
+    st.session_state["basins_outcomes"] = outcomes
+    st.session_state.pop("basins_clicked", None)
+    st.session_state.pop("basins_figs", None)
+    for key in [k for k in st.query_params if k.startswith(BASINS_PREFIX)]:
+        del st.query_params[key]  # stale ones (e.g. basins.random after a grid run) included
+    for key, value in req.to_query().items():
+        st.query_params[key] = value
 
 
 def _show(st, outcomes: Outcomes) -> None:
@@ -409,6 +525,12 @@ def _show(st, outcomes: Outcomes) -> None:
         return
     labels = [s.label for s in outcomes.series]
     shown = st.multiselect("Maps", labels, default=labels[:8], key="basins_shown")
+    st.markdown(
+        "Colours: "
+        + " ".join(f"<span style='color:{COLORS[k]}'>&#9632;</span> {k}" for k in CATEGORIES)
+        + "; white star: the global minimum; grey line: the Pareto set. Click a cell for its path.",
+        unsafe_allow_html=True,
+    )
     clicked = st.session_state.get("basins_clicked")
     per_row = 4
     chosen = [labels.index(x) for x in shown]

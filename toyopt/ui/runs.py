@@ -34,7 +34,8 @@ GRID_VALUES = min(21, MAX_GRID)
 RECORD_TARGET = 500
 CACHE_ENTRIES = 12
 PROGRESS_CHUNK = 128
-PROBE_STEPS = 25
+#: Probe runs (steps) behind a run-time estimate.
+PROBE_STEPS = (25, 75)
 #: Runs estimated longer than this wait for a click.
 SLOW_SECONDS = 15.0
 
@@ -131,20 +132,29 @@ def cached_run(config_json: str) -> Result:
     return result
 
 
-@st.cache_data(max_entries=64, show_spinner="Estimating the run time...")
-def estimated_seconds(config_json: str) -> float:
-    """Seconds the config would take: the per-step cost from two short probe runs (their
-    difference cancels the fixed cost of a run), times the steps, plus that fixed cost."""
-    config = Config.from_json(config_json)
-    if config.steps <= 2 * PROBE_STEPS:
+def probe_seconds(config: Config) -> float:
+    """Seconds ``config`` would take, from short probe runs of all its lanes: one step first
+    (first-time costs), then PROBE_STEPS[0] and PROBE_STEPS[1] steps; the per-step cost is their
+    difference, but at least a quarter of the longer probe's average (timing noise must not make it
+    zero), times the steps, plus the fixed cost. 0 for runs no longer than a probe."""
+    short, long = PROBE_STEPS
+    if config.steps <= long:
         return 0.0
+    run(replace(config, steps=1, record_every=1))
     took = []
-    for steps in (PROBE_STEPS, 2 * PROBE_STEPS):
+    for steps in PROBE_STEPS:
         started = time.perf_counter()
         run(replace(config, steps=steps, record_every=steps))
         took.append(time.perf_counter() - started)
-    per_step = max(took[1] - took[0], 0.0) / PROBE_STEPS
-    return took[0] + per_step * (config.steps - PROBE_STEPS)
+    per_step = max((took[1] - took[0]) / (long - short), took[1] / long / 4)
+    fixed = max(took[0] - per_step * short, 0.0)
+    return fixed + per_step * config.steps
+
+
+@st.cache_data(max_entries=64, show_spinner="Estimating the run time...")
+def estimated_seconds(config_json: str) -> float:
+    """``probe_seconds`` of the config, cached by its JSON."""
+    return probe_seconds(Config.from_json(config_json))
 
 
 def get_result(values: dict[str, Any], grids: bool = True) -> Result | None:

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..config import short_names, short_repr
 from ..methods import METHODS, ParamSpec
 from ..problems import get_problem
 from ..setups import DEFAULT_SETUP, SETUPS, get_setup
@@ -56,15 +57,15 @@ class Field:
     def parse(self, raw: Any) -> Any:
         text = raw[-1] if isinstance(raw, (list, tuple)) else raw
         if not isinstance(text, str):
-            raise ValueError(f"{self.name}: expected text, got {text!r}")
+            raise ValueError(f"{self.name}: expected text, got {short_repr(text)}")
         text = text.strip()
         if self.kind == "choice":
             if text not in self.choices:
-                raise ValueError(f"{self.name} must be one of {list(self.choices)}, got {text!r}")
+                raise ValueError(f"{self.name} must be one of {list(self.choices)}, got {short_repr(text)}")
             return text
         if self.kind == "bool":
             if text not in ("0", "1", "true", "false"):
-                raise ValueError(f"{self.name} must be 0 or 1, got {text!r}")
+                raise ValueError(f"{self.name} must be 0 or 1, got {short_repr(text)}")
             return text in ("1", "true")
         if self.kind in ("int", "float"):
             return self._number(text, self.name)
@@ -72,7 +73,9 @@ class Field:
             names = tuple(n.strip() for n in text.split(",") if n.strip())
             unknown = [n for n in names if n not in self.choices]
             if unknown:
-                raise ValueError(f"{self.name}: unknown {unknown}; allowed: {sorted(self.choices)}")
+                raise ValueError(
+                    f"{self.name}: unknown {short_names(unknown)}; allowed: {sorted(self.choices)}"
+                )
             if not 1 <= len(names) <= self.max_items:
                 raise ValueError(f"{self.name} must list 1 to {self.max_items} names, got {len(names)}")
             return tuple(dict.fromkeys(names))
@@ -81,7 +84,7 @@ class Field:
         )
         if self.kind == "point":
             if len(points) != 1:
-                raise ValueError(f"{self.name} must be one point 'x1,x2', got {text!r}")
+                raise ValueError(f"{self.name} must be one point 'x1,x2', got {short_repr(text)}")
             return points[0]
         if not 1 <= len(points) <= self.max_items:
             raise ValueError(
@@ -99,13 +102,15 @@ class Field:
         if self.kind == "int":
             ok = ok and value == int(value)
         if not ok:
-            raise ValueError(f"{where} must be {kind} in [{self.low:g}, {self.high:g}], got {text!r}")
+            raise ValueError(
+                f"{where} must be {kind} in [{self.low:g}, {self.high:g}], got {short_repr(text)}"
+            )
         return int(value) if self.kind == "int" else value
 
     def _point(self, chunk: str, i: int) -> tuple[float, float]:
         parts = chunk.split(",")
         if len(parts) != 2:
-            raise ValueError(f"{self.name}: point {i} must be 'x1,x2', got {chunk!r}")
+            raise ValueError(f"{self.name}: point {i} must be 'x1,x2', got {short_repr(chunk)}")
         coords = []
         for part in parts:
             try:
@@ -115,7 +120,7 @@ class Field:
             if not (math.isfinite(v) and -COORD_LIMIT <= v <= COORD_LIMIT):
                 raise ValueError(
                     f"{self.name}: point {i} needs numbers in [-{COORD_LIMIT:g}, {COORD_LIMIT:g}], "
-                    f"got {chunk!r}"
+                    f"got {short_repr(chunk)}"
                 )
             coords.append(v)
         return (coords[0], coords[1])
@@ -247,7 +252,8 @@ def parse_query(query: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
             continue
         field = table.get(key)
         if field is None:
-            errors.append(f"{key}: unknown parameter")
+            shown = key if len(key) <= 40 else key[:37] + "..."
+            errors.append(f"{shown}: unknown parameter")
             continue
         try:
             values[key] = field.parse(query[key])
