@@ -9,21 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from toyopt.methods import METHODS, StepInput, lane_params
+from toyopt.methods import METHODS, StepInput, lane_params, step_once
 from toyopt.methods._common import adam_update
 
 F64 = torch.float64
 
 
 def run(name, grads, losses, lower, state=None, random=None, **values):
-    spec = METHODS[name]
-    B, K, D = grads.shape
-    params = lane_params(spec, values, B, grads.dtype)
-    if state is None:
-        state = spec.init_state(B, K, D, params, grads.dtype)
-    return spec.step(
-        StepInput(grads, losses, lower, random, torch.tensor(0.0, dtype=grads.dtype)), state, params
-    )
+    return step_once(METHODS[name], values, grads, losses, lower, state=state, random=random)
 
 
 def task_losses(x: torch.Tensor) -> torch.Tensor:

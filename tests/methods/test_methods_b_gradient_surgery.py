@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from toyopt.methods import METHODS, StepInput, lane_params
+from toyopt.methods import METHODS, StepInput, lane_params, step_once
 from toyopt.methods.nashmtl import newton_alpha, two_task_alpha
 
 F64 = torch.float64
@@ -18,14 +18,7 @@ SPEC_GRADS = torch.tensor([[[1.0, 0.0], [-0.5, 1.0]]], dtype=F64)
 
 
 def run(name, grads, state=None, random=None, **values):
-    spec = METHODS[name]
-    B, K, D = grads.shape
-    params = lane_params(spec, values, B, grads.dtype)
-    if state is None:
-        state = spec.init_state(B, K, D, params, grads.dtype)
-    return spec.step(
-        StepInput(grads, None, None, random, torch.tensor(0.0, dtype=grads.dtype)), state, params
-    )
+    return step_once(METHODS[name], values, grads, state=state, random=random)
 
 
 def unit(v):

@@ -20,8 +20,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from .. import geometry
 from ..config import Config
 from ..engine import Result
-from ..methods import METHODS, draw_random, get_method, lane_params
-from ..methods.base import StepInput
+from ..methods import METHODS, get_method, step_once
 from ..problems import get_problem
 from .spec import MAX_PANELS, FigureSpec
 from .style import GLOBAL_MIN_STYLE, LANDSCAPE_GRAYS, PARETO_COLOR, START_STYLE, method_style
@@ -440,20 +439,12 @@ def directions_at(config: Config, point: tuple[float, float]) -> tuple[np.ndarra
     problem, params = _problem(config)
     x = torch.tensor([point], dtype=torch.float64)
     losses, grads = problem.losses_and_grads(x, params)
-    K, D = problem.n_tasks, problem.dim
     lower = torch.tensor([config.resolved_lower_bounds()], dtype=torch.float64)
     out = []
     firsts = [p for p in panels(config) if p.grid_index == 0]
     for e, (entry, group) in enumerate(zip(config.methods, firsts)):
-        spec = get_method(entry.name)
-        combo = entry.grid()[0]
-        lp = lane_params(spec, combo, 1, torch.float64)
-        state = spec.init_state(1, K, D, lp, torch.float64)
         gen = torch.Generator().manual_seed(config.seed * 7919 + e)
-        random = draw_random(spec, 1, K, D, gen, torch.float64)
-        step = spec.step(
-            StepInput(grads, losses, lower, random, torch.tensor(0.0, dtype=torch.float64)), state, lp
-        )
+        step = step_once(get_method(entry.name), entry.grid()[0], grads, losses, lower, gen)
         fired = tuple(sorted(name for name, value in step.flags.items() if bool(value[0])))
         out.append(Direction(entry.name, group.title, step.direction[0].numpy(), fired))
     return grads[0].numpy(), out

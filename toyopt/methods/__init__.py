@@ -60,6 +60,32 @@ def draw_random(spec: MethodSpec, B: int, K: int, D: int, generator: torch.Gener
     return torch.rand((B, n), generator=generator, dtype=dtype)
 
 
+def step_once(
+    spec: MethodSpec,
+    values: dict,
+    grads: torch.Tensor,
+    losses: torch.Tensor | None = None,
+    lower_bounds: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    state=None,
+    random: torch.Tensor | None = None,
+) -> MethodOutput:
+    """One step of ``spec`` outside the engine: parameters ``values`` (as for ``lane_params``),
+    grads (B, K, D), losses and lower bounds (B, K) or None, progress 0, from ``state`` (default
+    the initial state), with ``random`` or, if the method takes random numbers, draws from
+    ``generator`` (default seeded with 0). The per-point directions of the app and the figures."""
+    B, K, D = grads.shape
+    dtype = grads.dtype
+    params = lane_params(spec, values, B, dtype)
+    if random is None and spec.random is not None:
+        random = draw_random(spec, B, K, D, generator or torch.Generator().manual_seed(0), dtype)
+    if state is None:
+        state = spec.init_state(B, K, D, params, dtype)
+    return spec.step(
+        StepInput(grads, losses, lower_bounds, random, torch.tensor(0.0, dtype=dtype)), state, params
+    )
+
+
 def _is_seq(value) -> bool:
     return isinstance(value, (list, tuple)) or (isinstance(value, torch.Tensor) and value.ndim > 0)
 
@@ -82,4 +108,5 @@ __all__ = [
     "RandomNeed",
     "StepInput",
     "get_method",
+    "step_once",
 ]

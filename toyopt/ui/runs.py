@@ -5,7 +5,7 @@ for every method with a float parameter named ``c`` (ConicGrad, CAGrad, ...), th
 values its slider offers. The slider then only picks lanes of the cached Result (the cache key, the
 config's JSON, does not change), so moving it needs no engine call.
 
-Also here: a method's update at a single point (``lane_params`` + ``spec.step``), for the
+Also here: a method's update at a single point (``methods.step_once``), for the
 feasible-regions view.
 """
 
@@ -22,7 +22,7 @@ import torch
 
 from ..config import MAX_GRID, Config
 from ..engine import Result, run
-from ..methods import METHODS, ParamSpec, StepInput, draw_random, lane_params
+from ..methods import METHODS, ParamSpec, step_once
 from ..problems import get_problem
 from ..setups import get_setup
 
@@ -221,20 +221,14 @@ def method_update(
     """The update d of ``method`` at one point with task gradients ``grads`` (K, D): the method's
     own step (before a framework's output scale or clipping), from a fresh state, with random draws
     (if the method takes any) from a generator seeded with ``seed``."""
-    spec = METHODS[method]
-    dtype = torch.float64
-    g = torch.as_tensor(np.asarray(grads, dtype=np.float64))[None]
-    K, D = g.shape[1], g.shape[2]
-    lp = lane_params(spec, params, 1, dtype)
-    random = draw_random(spec, 1, K, D, torch.Generator().manual_seed(seed), dtype)
-    inp = StepInput(
-        g,
+    out = step_once(
+        METHODS[method],
+        params,
+        torch.as_tensor(np.asarray(grads, dtype=np.float64))[None],
         torch.as_tensor(np.asarray(losses, dtype=np.float64))[None],
         torch.as_tensor(np.asarray(lower, dtype=np.float64))[None],
-        random,
-        torch.tensor(0.0, dtype=dtype),
+        torch.Generator().manual_seed(seed),
     )
-    out = spec.step(inp, spec.init_state(1, K, D, lp, dtype), lp)
     fired = tuple(name for name, f in out.flags.items() if bool(f[0]))
     return PointUpdate(method, out.direction[0].numpy(), out.weights[0].numpy(), fired)
 
