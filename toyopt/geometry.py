@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
 import torch
 
 from .problems import ProblemSpec, get_problem
@@ -181,3 +182,24 @@ def ball_tangent_half_angle(c: float) -> float | None:
 def matching_cone_c(c_ball: float) -> float:
     """The cone c whose wedge spans the same angle as CAGrad's ball with c_ball < 1."""
     return math.sqrt(1 - c_ball * c_ball)
+
+
+def dual_cone_arc(grads: np.ndarray) -> tuple[float, float] | None:
+    """The non-conflicting directions {d : <g_i, d> >= 0 for all i} of 2-D gradients as an angle
+    interval (lo, hi) (radians, hi - lo <= 2 pi); None when only d = 0 qualifies. Each nonzero
+    g_i allows the half-circle of width pi around its angle; the intersection of such arcs is one arc."""
+    lo, hi = -math.pi, math.pi
+    first = True
+    for g in grads:
+        if not np.any(g):
+            continue
+        a = math.atan2(g[1], g[0])
+        if first:
+            lo, hi, first = a - math.pi / 2, a + math.pi / 2, False
+            continue
+        centre = (lo + hi) / 2
+        a = centre + (a - centre + math.pi) % (2 * math.pi) - math.pi  # nearest copy of a
+        lo, hi = max(lo, a - math.pi / 2), min(hi, a + math.pi / 2)
+        if hi < lo:
+            return None
+    return lo, hi

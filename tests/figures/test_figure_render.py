@@ -15,7 +15,8 @@ from toyopt import geometry
 from toyopt.config import Config, MethodEntry
 from toyopt.engine import run
 from toyopt.figures import FigureSpec, read_embedded, render
-from toyopt.figures.draw import default_point, directions_at, dual_cone_arc, gap_series, region_c, thin
+from toyopt.figures.draw import default_point, directions_at, gap_series, region_c, thin
+from toyopt.geometry import dual_cone_arc
 from toyopt.methods import METHODS
 from toyopt.problems import get_problem
 from toyopt.setups import get_setup

@@ -464,27 +464,6 @@ def region_c(config: Config, methods: tuple[str, ...], given: float | None, fall
     return fallback
 
 
-def dual_cone_arc(grads: np.ndarray) -> tuple[float, float] | None:
-    """The non-conflicting directions {d : <g_i, d> >= 0 for all i} of 2-D gradients as an angle
-    interval (lo, hi) (radians, hi - lo <= 2 pi); None when only d = 0 qualifies. Each nonzero
-    g_i allows the half-circle of width pi around its angle; the intersection of such arcs is one arc."""
-    lo, hi = -math.pi, math.pi
-    first = True
-    for g in grads:
-        if not np.any(g):
-            continue
-        a = math.atan2(g[1], g[0])
-        if first:
-            lo, hi, first = a - math.pi / 2, a + math.pi / 2, False
-            continue
-        centre = (lo + hi) / 2
-        a = centre + (a - centre + math.pi) % (2 * math.pi) - math.pi  # nearest copy of a
-        lo, hi = max(lo, a - math.pi / 2), min(hi, a + math.pi / 2)
-        if hi < lo:
-            return None
-    return lo, hi
-
-
 def _wedge(ax, lo: float, hi: float, radius: float, **kwargs) -> None:
     angles = np.linspace(lo, hi, max(2, int(abs(hi - lo) / (math.pi / 180)) + 2))
     pts = np.vstack([[0.0, 0.0], np.column_stack([radius * np.cos(angles), radius * np.sin(angles)])])
@@ -543,7 +522,7 @@ def regions(config: Config, spec: FigureSpec) -> Figure:
 
     fig, ax, where, ncols = _single_panel(spec, 4 + len(dirs), 1)
     handles = []
-    arc = dual_cone_arc(grads)
+    arc = geometry.dual_cone_arc(grads)
     if arc is not None:
         _wedge(
             ax,

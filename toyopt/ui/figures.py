@@ -424,18 +424,6 @@ def _wedge(center: float, half: float, radius: float, n: int = 120) -> tuple[np.
     return np.concatenate([[0], radius * np.cos(t), [0]]), np.concatenate([[0], radius * np.sin(t), [0]])
 
 
-def dual_cone_half_width(g1: np.ndarray, g2: np.ndarray) -> tuple[float, float] | None:
-    """Centre angle and half-width of {d: <g1, d> >= 0, <g2, d> >= 0}; None if a gradient is 0."""
-    n1, n2 = np.linalg.norm(g1), np.linalg.norm(g2)
-    if n1 == 0 or n2 == 0:
-        return None
-    u1, u2 = g1 / n1, g2 / n2
-    between = math.acos(float(np.clip(u1 @ u2, -1, 1)))
-    bis = u1 + u2
-    centre = _angle(bis) if np.linalg.norm(bis) > 1e-12 else _angle(u1) + math.pi / 2
-    return centre, (math.pi - between) / 2
-
-
 def regions_figure(g1: np.ndarray, g2: np.ndarray, cone_c: float, ball_c: float, updates: dict) -> go.Figure:
     """g1, g2, g0, the dual cone, CAGrad's ball, ConicGrad's cone and the updates ``updates``
     {label: d}, in gradient space (x moves along -d)."""
@@ -446,9 +434,9 @@ def regions_figure(g1: np.ndarray, g2: np.ndarray, cone_c: float, ball_c: float,
         [float(np.linalg.norm(v)) for v in vectors if np.all(np.isfinite(v))] + [(1 + ball_c) * n0, 1e-12]
     )
     fig = go.Figure()
-    dual = dual_cone_half_width(g1, g2)
+    dual = geometry.dual_cone_arc(np.stack([g1, g2]))
     if dual is not None:
-        x, y = _wedge(dual[0], dual[1], radius)
+        x, y = _wedge((dual[0] + dual[1]) / 2, (dual[1] - dual[0]) / 2, radius)
         fig.add_trace(
             go.Scatter(
                 x=x,
