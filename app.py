@@ -45,5 +45,8 @@ controls.bound(
     required=True,
     label_visibility="collapsed",
 )
+# The link follows the chosen view at once (a view can take seconds under load), and again after
+# the view has drawn its own widgets.
+controls.write_url(values)
 VIEWS[values["view"] or "landscape"](values)
 controls.write_url(values)

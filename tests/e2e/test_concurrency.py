@@ -254,6 +254,11 @@ async def _journey(page, base_url: str, s: SessionState) -> Outcome:
     await page.wait_for_function(
         "() => document.querySelectorAll('.js-plotly-plot').length >= 3", timeout=WAIT_MS, polling=100
     )
+    await page.wait_for_function(
+        "() => new URLSearchParams(location.search).get('view') === 'trajectories'",
+        timeout=WAIT_MS,
+        polling=100,
+    )
     out.seconds["trajectories"] = time.perf_counter() - t
     out.seconds["journey"] = time.perf_counter() - started
     out.figures = await page.locator(".js-plotly-plot").count()
