@@ -196,11 +196,21 @@ def _padded(z: Tensor, start: int, length: int) -> Tensor:
     return part
 
 
+def _row(blocks: list[Tensor], index: int) -> Tensor:
+    """Row ``index`` of torch.cat(blocks) without concatenating them."""
+    for block in blocks:
+        if index < block.shape[0]:
+            return block[index]
+        index -= block.shape[0]
+    raise IndexError(index)
+
+
 def _compiled_block(step_fn):
     """UNROLL steps as one compiled graph (torch.compile, inductor); per-step outputs stacked."""
 
     def block(x, opt_state, states, progress, noises, randoms):
         xs, ls, ds, ws, fs = [], [], [], [], []
+        total = 0.0
         for u in range(UNROLL):
             x, opt_state, states, losses, d, w, flags = step_fn(
                 x,
@@ -211,26 +221,22 @@ def _compiled_block(step_fn):
                 [None if r is None else r[u] for r in randoms],
             )
             xs.append(x), ls.append(losses), ds.append(d), ws.append(w), fs.append(flags)
+            # One sum over the block's states, losses and directions, each fused into the loop
+            # that computes them: finite unless one of them is not (or the sum overflows), the
+            # engine's cheap guard test.
+            total = total + (x.sum() + losses.sum() + d.sum())
         stacked_flags = [torch.stack([f[g] for f in fs]) for g in range(len(fs[0]))]
-        return (
-            x_stack(xs),
-            opt_state,
-            states,
-            torch.stack(ls),
-            torch.stack(ds),
-            torch.stack(ws),
-            stacked_flags,
-        )
+        stacked = (torch.stack(xs), torch.stack(ls), torch.stack(ds), torch.stack(ws))
+        return stacked[0], opt_state, states, *stacked[1:], stacked_flags, total
 
-    x_stack = torch.stack
     return torch.compile(block, dynamic=False)
 
 
 def run(config: Config, progress: Callable[[float], Any] | None = None, chunk: int | None = None) -> Result:
     """Run every lane of ``config`` for ``config.steps`` steps (or until early stop).
 
-    The loop keeps per-step work to the step itself and writes each step's state into chunk
-    buffers; outcome checks, guards (non-finite values freeze a lane at its last finite point,
+    The loop keeps per-step work to the step itself and collects each block's stacked outputs;
+    outcome checks, guards (non-finite values freeze a lane at its last finite point,
     decided after the fact per chunk: lanes are independent, so a NaN lane cannot affect the
     others), flag counts and recording run once per chunk, vectorised over its steps.
     """
@@ -304,13 +310,11 @@ def run(config: Config, progress: Callable[[float], Any] | None = None, chunk: i
     early = False
     states = [g.state for g in groups]
     t0 = 0
+    # The last state x_t and its losses before the current chunk (where a lane whose x goes
+    # non-finite right at a chunk boundary is frozen).
+    prev_x = prev_l = None
     while t0 < steps and not early:
         C = min(chunk, steps - t0)
-        buf_x = torch.empty((C + 1, B, D), dtype=dtype)
-        buf_l = torch.empty((C, B, K), dtype=dtype)
-        buf_d = torch.empty((C, B, D), dtype=dtype)
-        buf_w = torch.empty((C, B, K), dtype=dtype)
-        buf_f = torch.zeros((C, F, B), dtype=torch.bool)
         noises = [
             torch.randn((C, g.size, K, D), generator=g.gen, dtype=dtype) if config.noise > 0 else None
             for g in groups
@@ -321,7 +325,12 @@ def run(config: Config, progress: Callable[[float], Any] | None = None, chunk: i
             else draw_random(g.spec, C * g.size, K, D, g.gen, dtype).view(C, g.size, -1)
             for g in groups
         ]
-        buf_x[0] = x
+        # Per block of steps (one step eager, UNROLL compiled): (x_{t+1}, losses, d, w) stacked
+        # over its steps, and each group's flags (steps, rows, lanes).
+        parts: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []
+        part_flags: list[list[Tensor]] = []
+        totals: list[Tensor] = []  # compiled: each block's one sum over its x, losses and d
+        x_start = x
         if unroll == 1:
             for c in range(C):
                 progress_t = torch.tensor((t0 + c) / max(steps - 1, 1), dtype=dtype)
@@ -333,15 +342,13 @@ def run(config: Config, progress: Callable[[float], Any] | None = None, chunk: i
                     [None if n is None else n[c] for n in noises],
                     [None if r is None else r[c] for r in randoms],
                 )
-                buf_x[c + 1], buf_l[c], buf_d[c], buf_w[c] = x, losses, d, w
-                for g, rows, fl in zip(groups, group_rows, flags):
-                    if len(rows):
-                        buf_f[c, rows, g.sl] = fl
+                parts.append((x[None], losses[None], d[None], w[None]))
+                part_flags.append([fl[None] for fl in flags])
         else:
             for c in range(0, C, unroll):
                 n = min(unroll, C - c)  # the last block may be padded; its extra steps are discarded
                 prog = (torch.arange(t0 + c, t0 + c + unroll, dtype=dtype) / max(steps - 1, 1)).clamp(max=1.0)
-                x_b, opt_state, states, l_b, d_b, w_b, f_b = step_fn(
+                x_b, opt_state, states, l_b, d_b, w_b, f_b, total = step_fn(
                     x,
                     opt_state,
                     states,
@@ -350,15 +357,10 @@ def run(config: Config, progress: Callable[[float], Any] | None = None, chunk: i
                     [None if r is None else _padded(r, c, unroll) for r in randoms],
                 )
                 x = x_b[n - 1]
-                buf_x[c + 1 : c + 1 + n], buf_l[c : c + n], buf_d[c : c + n], buf_w[c : c + n] = (
-                    x_b[:n],
-                    l_b[:n],
-                    d_b[:n],
-                    w_b[:n],
-                )
-                for g, rows, fl in zip(groups, group_rows, f_b):
-                    if len(rows):
-                        buf_f[c : c + n, rows, g.sl] = fl[:n]
+                parts.append((x_b[:n], l_b[:n], d_b[:n], w_b[:n]))
+                part_flags.append([fl[:n] for fl in f_b])
+                totals.append(total)
+        buf_x = torch.cat([x_start[None], *(p[0] for p in parts)])  # (C + 1, B, D): x_t0 ... x_t0+C
         ts = torch.arange(t0, t0 + C)
         # Early stop: the first step after which no lane moved more than the tolerance.
         if config.early_stop_tol > 0:
@@ -369,13 +371,27 @@ def run(config: Config, progress: Callable[[float], Any] | None = None, chunk: i
                 early = True
                 steps_run = t0 + C
                 ts = ts[:C]
-        xs, ls, ds, ws, fs = buf_x[:C], buf_l[:C], buf_d[:C], buf_w[:C], buf_f[:C]
+        xs = buf_x[:C]
+        fs = torch.zeros((C, F, B), dtype=torch.bool)
+        for gi, (g, rows) in enumerate(zip(groups, group_rows)):
+            if len(rows):
+                fs[:, rows, g.sl] = torch.cat([pf[gi] for pf in part_flags])[:C]
+        keep = ts % every == 0
         # Guards, decided after the fact: the first non-finite loss/gradient or direction stops a lane.
         # One sum first: NaN and inf propagate through it, so a finite total (the common case)
-        # means every value is finite and the per-lane tests can be skipped.
-        if bool(torch.isfinite(xs.sum() + ls.sum() + ds.sum())):
-            hit = None
+        # means every value is finite and the per-lane tests can be skipped. Compiled blocks sum
+        # their own outputs inside the kernel; then the losses, directions and weights of a chunk
+        # are gathered only when something is recorded or may be non-finite.
+        if totals:
+            suspect = not bool(torch.isfinite(torch.stack(totals).sum()))
+            ls = ds = ws = None
+            if suspect or bool(keep.any()):
+                ls, ds, ws = (torch.cat([p[i] for p in parts])[:C] for i in (1, 2, 3))
         else:
+            ls, ds, ws = (torch.cat([p[i] for p in parts])[:C] for i in (1, 2, 3))
+            suspect = not bool(torch.isfinite(xs.sum() + ls.sum() + ds.sum()))
+        hit = None
+        if suspect:
             bad_loss = ~torch.isfinite(ls).all(-1) | ~torch.isfinite(xs).all(-1)
             bad_dir = ~torch.isfinite(ds).all(-1) & ~bad_loss
             bad = (bad_loss | bad_dir) & (stop_step < 0)
@@ -392,39 +408,51 @@ def run(config: Config, progress: Callable[[float], Any] | None = None, chunk: i
                     frozen_x[i], frozen_l[i] = xs[c, i], ls[c, i]
                 elif c > 0:
                     frozen_x[i], frozen_l[i] = xs[c - 1, i], ls[c - 1, i]
-                elif rec_x:
-                    frozen_x[i], frozen_l[i] = rec_x[-1][-1, i], rec_l[-1][-1, i]
+                elif prev_x is not None:
+                    frozen_x[i], frozen_l[i] = prev_x[i], prev_l[i]
                 else:  # a non-finite start cannot pass validation; keep the start
                     frozen_x[i] = buf_x[0, i]
                     frozen_l[i] = float("nan")
             stop_step = torch.where(hit, first_bad, stop_step)
+        prev_x, prev_l = xs[-1], ls[-1] if ls is not None else _row([p[1] for p in parts], C - 1)
         # Everything after a lane's stop step is the frozen lane.
         after = (stop_step >= 0)[None, :] & (ts[:, None] > stop_step[None, :])
         if bool((stop_step >= 0).any()):  # (the common case, no stopped lane, skips the copies)
             at_or_after = (stop_step >= 0)[None, :] & (ts[:, None] >= stop_step[None, :])
             xs = torch.where(at_or_after[..., None] & ~torch.isfinite(xs), frozen_x[None], xs)
             xs = torch.where(after[..., None], frozen_x[None], xs)
-            ls = torch.where(after[..., None], frozen_l[None], ls)
-            ds = torch.where(after[..., None], float("nan"), ds)
-            ws = torch.where(after[..., None], float("nan"), ws)
+            if ls is not None:
+                ls = torch.where(after[..., None], frozen_l[None], ls)
+                ds = torch.where(after[..., None], float("nan"), ds)
+                ws = torch.where(after[..., None], float("nan"), ws)
             fs = fs & ~after[:, None, :]
         # Outcome bookkeeping at every x_t of the chunk, only for the lanes that have not yet
-        # reached the minimum (or the Pareto set): once reached, the first step is known.
+        # reached the minimum (or the Pareto set): once reached, the first step is known. A lane
+        # at distance r from a target at the chunk's start that moves at most `reach` from there
+        # stays farther than r - reach all chunk (triangle inequality), so only lanes with
+        # r - reach <= tol need the per-step test (stalled lanes far away, most of a basin map's
+        # unfinished ones, skip it). The margin covers rounding in r and reach.
         big = torch.iinfo(torch.long).max
-        for first_hit, near in (
-            (first_min, _near_point(gmin, tol)),
-            (first_par, _near_set(pareto_distance, tol)),
-        ):
-            pending = torch.nonzero(first_hit < 0).flatten()
-            if len(pending):
-                hit_now = near(xs[:, pending].reshape(-1, D)).view(C, -1) & ~after[:, pending]
-                cand = torch.where(hit_now, ts[:, None], big).amin(0)
-                first_hit[pending] = torch.where(cand < big, cand, -1)
+        pending = torch.nonzero((first_min < 0) | (first_par < 0)).flatten()
+        if len(pending):
+            path = xs[:, pending]  # (C, P, D)
+            start = path[0]
+            reach = (path - start).norm(dim=-1).amax(0)
+            for first_hit, lower_bound, near in (
+                (first_min, (start - gmin).norm(dim=-1), _near_point(gmin, tol)),
+                (first_par, pareto_distance.box_distance(start), _near_set(pareto_distance, tol)),
+            ):
+                need = (first_hit[pending] < 0) & ~(lower_bound - reach > tol * (1 + 1e-9) + 1e-12)
+                sel = torch.nonzero(need).flatten()
+                if len(sel):
+                    near_lanes = pending[sel]
+                    hit_now = near(path[:, sel].reshape(-1, D)).view(C, -1) & ~after[:, near_lanes]
+                    cand = torch.where(hit_now, ts[:, None], big).amin(0)
+                    first_hit[near_lanes] = torch.where(cand < big, cand, -1)
         if bool(fs.any()):
             counts += fs.sum(0)
             cand_flag = torch.where(fs, ts[:, None, None], big).amin(0)
             first = torch.where((first < 0) & (cand_flag < big), cand_flag, first)
-        keep = ts % every == 0
         if bool(keep.any()):
             rec_x.append(xs[keep])
             rec_l.append(ls[keep])

@@ -117,6 +117,11 @@ class FastParetoDistance:
         self.pts, self.x1, self.n, self.r = pts, pts[:, 0].contiguous(), pts.shape[0], exact_within
         self.low, self.high = pts.amin(0), pts.amax(0)  # bounding box of the polyline
 
+    def box_distance(self, x: Tensor) -> Tensor:
+        """(N,) distance from each row of x to the polyline's bounding box: a lower bound of the
+        distance to the polyline, at the cost of a clamp."""
+        return (x - torch.maximum(torch.minimum(x, self.high), self.low)).norm(dim=-1)
+
     def within(self, x: Tensor, tol: float) -> Tensor:
         """(N,) bool: distance from each row of x to the polyline <= tol (tol <= exact_within).
         Only points inside the polyline's bounding box grown by tol can be that close, and on a

@@ -28,6 +28,12 @@ class SGDState(NamedTuple):
     momentum_buffer: Tensor
 
 
+def _flat(t: Tensor) -> Tensor:
+    """The updates are elementwise, so they run on 1-D views (the same numbers): compiled, inductor
+    then vectorises over all B x D entries, not over the D = 2 columns of each lane."""
+    return t.reshape(-1)
+
+
 @dataclass(frozen=True)
 class Adam:
     """Adam (Kingma & Ba 2015) with torch's defaults: betas (0.9, 0.999), eps 1e-8."""
@@ -43,6 +49,8 @@ class Adam:
     def update(self, d: Tensor, state: AdamState, x: Tensor) -> tuple[Tensor, AdamState]:
         """``state.step`` is a Python int (eager: bias corrections in double precision, exactly as
         torch.optim.Adam) or a 0-d tensor (compiled: no recompilation as the count changes)."""
+        shape = x.shape
+        x, d, state = _flat(x), _flat(d), AdamState(state.step, _flat(state.exp_avg), _flat(state.exp_avg_sq))
         step = state.step + 1
         exp_avg = state.exp_avg.lerp(d, 1 - self.beta1)
         exp_avg_sq = state.exp_avg_sq.mul(self.beta2).addcmul(d, d, value=1 - self.beta2)
@@ -53,7 +61,7 @@ class Adam:
             x = x - (self.lr / bias_correction1) * (exp_avg / denom)
         else:
             x = x.addcdiv(exp_avg, denom, value=-(self.lr / bias_correction1))
-        return x, AdamState(step, exp_avg, exp_avg_sq)
+        return x.view(shape), AdamState(step, exp_avg.view(shape), exp_avg_sq.view(shape))
 
 
 @dataclass(frozen=True)
@@ -67,12 +75,13 @@ class SGD:
         return SGDState(step, torch.zeros_like(x))
 
     def update(self, d: Tensor, state: SGDState, x: Tensor) -> tuple[Tensor, SGDState]:
-        buf = state.momentum_buffer
+        shape = x.shape
+        x, d, buf = _flat(x), _flat(d), _flat(state.momentum_buffer)
         if self.momentum != 0:
             # torch.optim.SGD starts the buffer at the first gradient (equal to 0 * momentum + d).
             buf = buf.mul(self.momentum).add(d)
             d = buf
-        return x.add(d, alpha=-self.lr), SGDState(state.step + 1, buf)
+        return x.add(d, alpha=-self.lr).view(shape), SGDState(state.step + 1, buf.view(shape))
 
 
 def make_optimizer(name: str, lr: float, momentum: float = 0.0):

@@ -357,7 +357,10 @@ def test_chunking_does_not_change_a_run():
     same_result(run(config, chunk=512), run(config, chunk=7))
 
 
-def test_first_global_min_and_pareto_by_brute_force():
+@pytest.mark.parametrize("chunk", [64, 5])
+def test_first_global_min_and_pareto_by_brute_force(chunk):
+    """Short chunks exercise the engine's skip of lanes that cannot reach a target within a chunk
+    (a stalled start at (9, 9), slow ones near both targets) against every recorded step."""
     inits = ((0.0, -6.0), (2.0, -8.0), (0.05, -8.35), (5.0, -3.0), (9.0, 9.0), (-6.0, -8.8), (-0.3, -8.3))
     tol = 0.3
     config = Config(
@@ -368,7 +371,7 @@ def test_first_global_min_and_pareto_by_brute_force():
         steps=250,
         tolerance=tol,
     ).validated()
-    result = run(config, chunk=64)
+    result = run(config, chunk=chunk)
     pareto = geometry.pareto_set(PROBLEM, config.problem_params)
     gmin = geometry.global_minimum(PROBLEM, config.problem_params).numpy()
     T, B, _ = result.x.shape
@@ -455,6 +458,38 @@ def test_compiled_backend_close_to_eager():
     np.testing.assert_allclose(compiled.directions[:-1], eager.directions[:-1], rtol=1e-9, atol=1e-9)
     assert np.array_equal(compiled.first_pareto, eager.first_pareto)
     assert compiled.stop_reason == eager.stop_reason
+
+
+@pytest.mark.slow
+def test_compiled_backend_guards_match_eager(fake_method):
+    """The compiled blocks test finiteness by one in-kernel sum; the guards must still stop each
+    lane at the same step and freeze it at the same point as eager: a NaN direction inside a block
+    and at a block's first step, across chunks (chunk 32 = two blocks of 16), and a loss that
+    overflows (SGD, huge direction)."""
+    entry = MethodEntry(fake_method, {"nan_at": [5, 16, 40, 1e9]})
+    config = Config(
+        methods=(entry, MethodEntry("ls")), inits=((-8.5, 7.5), (9.0, -1.0)), steps=60
+    ).validated()
+    overflow = Config(
+        methods=(MethodEntry(fake_method, {"gain": [1.0, 1e298, 1e300]}),),
+        inits=((1.0, -3.0),),
+        optimizer="sgd",
+        lr=100.0,
+        steps=40,
+    ).validated()
+    for cfg in (config, overflow):
+        eager = run(cfg, chunk=32)
+        compiled = run(replace(cfg, backend="compiled"), chunk=32)
+        assert compiled.stop_reason == eager.stop_reason
+        assert np.array_equal(compiled.stop_step, eager.stop_step)
+        np.testing.assert_allclose(compiled.final_x, eager.final_x, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(compiled.final_losses, eager.final_losses, rtol=1e-12, atol=1e-12)
+        for name in eager.flag_counts:
+            assert np.array_equal(compiled.flag_counts[name], eager.flag_counts[name]), name
+            assert np.array_equal(compiled.flag_first[name], eager.flag_first[name]), name
+    assert eager.stop_reason[1:] == ["nonfinite_loss", "nonfinite_loss"]
+    stops = run(config, chunk=32)
+    assert stops.stop_step[:8].tolist() == [5, 5, 16, 16, 40, 40, 60, 60]
 
 
 def test_an_entrys_random_draws_do_not_depend_on_the_other_methods():

@@ -179,6 +179,29 @@ def test_fast_pareto_within_agrees_with_exact_distance(dtype):
         fast.within(x, 0.1)
 
 
+def test_box_distance_is_a_lower_bound_zero_inside_the_box():
+    """The engine skips a lane's per-step Pareto test when this bound, less how far the lane
+    moves, exceeds the tolerance: it must never exceed the exact distance."""
+    ps = geometry.pareto_set(PROBLEM, {"scale": 1.0})
+    fast = geometry.FastParetoDistance(ps, torch.float64, exact_within=0.05)
+    rng = np.random.default_rng(6)
+    x = torch.tensor(
+        np.concatenate(
+            [
+                rng.uniform(-12, 12, (20000, 2)),
+                np.stack([rng.uniform(-7, 7, 2000), np.full(2000, -8.4)], -1),
+            ]
+        )
+    )
+    bound, exact = fast.box_distance(x), ps.distance(x)
+    assert bool((bound <= exact + 1e-12).all())
+    inside = ((x >= fast.low) & (x <= fast.high)).all(-1)
+    assert int(inside.sum()) > 1000 and bool((bound[inside] == 0).all())
+    # Far from the set the bound is tight in x2 (the set is a thin band around x2 = -8.4).
+    corner = torch.tensor([[0.0, 5.0]], dtype=torch.float64)
+    assert fast.box_distance(corner).item() == pytest.approx(5.0 - fast.high[1].item(), rel=1e-12)
+
+
 def test_in_cone_hand_checked():
     g0 = torch.tensor([[1.0, 0.0]], dtype=torch.float64).expand(5, 2)
     d = torch.tensor([[1.0, 1.0], [1.0, 1.01], [0.0, 1.0], [-1.0, 0.1], [2.0, 0.0]], dtype=torch.float64)

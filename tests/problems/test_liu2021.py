@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from toyopt.problems import get_problem
+from toyopt.problems import get_problem, liu2021
 from toyopt.problems.liu2021 import LOWER
 
 PROBLEM = get_problem("liu2021")
@@ -73,8 +73,42 @@ def random_points(n: int, seed: int) -> list[tuple[float, float]]:
 ALL_POINTS = random_points(2000, 0) + gate_points() + clamp_points() + [(0.0, 0.0)]
 
 
+@pytest.fixture(params=["paired", "lane_major"])
+def layout(request, monkeypatch):
+    """Run a test with the tasks computed together on (B, 2) tensors, or one after the other on
+    (B,) columns (the form chosen for many points and under torch.compile)."""
+    monkeypatch.setattr(liu2021, "LANE_MAJOR_FROM", 10**9 if request.param == "paired" else 1)
+    return request.param
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("scale", SCALES)
-def test_gradients_match_autograd_float64(scale):
+def test_both_layouts_identical_bit_for_bit(scale, dtype, monkeypatch):
+    """The layout is a speed choice only: the engine's results must not depend on the lane count."""
+    x = torch.tensor(ALL_POINTS, dtype=dtype)
+    out = {}
+    for name, threshold in (("paired", 10**9), ("lane_major", 1)):
+        monkeypatch.setattr(liu2021, "LANE_MAJOR_FROM", threshold)
+        out[name] = PROBLEM.losses_and_grads(x, {"scale": scale})
+    for a, b in zip(out["paired"], out["lane_major"]):
+        assert a.shape == b.shape and a.dtype == b.dtype == dtype
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_tanh_is_odd_bit_for_bit(dtype):
+    """losses_and_grads takes tanh(-y) as -tanh(y); CAGrad's toy.py evaluates tanh(-y). Both
+    layouts' sizes (vectorised and scalar tails) and the kink's neighbourhood."""
+    rng = np.random.default_rng(1)
+    special = [0.0, -0.0, 1e-300, 20.0, 400.0]
+    values = np.concatenate([rng.uniform(-12, 12, 5000), rng.normal(0, 1e-6, 500), special])
+    y = torch.tensor(values, dtype=dtype)
+    for n in (3, 17, len(y)):
+        assert torch.equal(torch.tanh(-y[:n]), -torch.tanh(y[:n]))
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_gradients_match_autograd_float64(scale, layout):
     params = {"scale": scale}
     x = torch.tensor(ALL_POINTS, dtype=torch.float64)
     f, g = PROBLEM.losses_and_grads(x, params)
@@ -85,7 +119,7 @@ def test_gradients_match_autograd_float64(scale):
 
 
 @pytest.mark.parametrize("scale", SCALES)
-def test_gradients_match_autograd_float32(scale):
+def test_gradients_match_autograd_float32(scale, layout):
     params = {"scale": scale}
     x = torch.tensor(ALL_POINTS, dtype=torch.float32)
     f, g = PROBLEM.losses_and_grads(x, params)
@@ -115,7 +149,7 @@ def test_gradients_match_finite_differences_away_from_kinks():
 
 
 @pytest.mark.parametrize("scale", SCALES)
-def test_origin_convention_matches_autograd(scale):
+def test_origin_convention_matches_autograd(scale, layout):
     """At (0, 0) both gates are 0 but autograd passes the clamp's gradient (tanh(0) = 0 >= 0),
     so the start moves; the analytic gradient must follow the same convention."""
     params = {"scale": scale}
