@@ -9,6 +9,7 @@ lane matches the reference optimizer bit for bit.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -28,10 +29,23 @@ class SGDState(NamedTuple):
     momentum_buffer: Tensor
 
 
-def _flat(t: Tensor) -> Tensor:
-    """The updates are elementwise, so they run on 1-D views (the same numbers): compiled, inductor
-    then vectorises over all B x D entries, not over the D = 2 columns of each lane."""
-    return t.reshape(-1)
+def _flat_when_compiled(update):
+    """The updates are elementwise, so under torch.compile they run on 1-D views of x, d and the
+    state (the same numbers): inductor then vectorises over all B x D entries, not over the D = 2
+    columns of each lane. Eager, the views would only add operations."""
+
+    @functools.wraps(update)
+    def wrapped(self, d: Tensor, state, x: Tensor):
+        if x.dim() < 2 or not torch.compiler.is_compiling():
+            return update(self, d, state, x)
+
+        def reshaped(s, shape):
+            return type(s)(*(t.reshape(shape) if isinstance(t, Tensor) and t.dim() > 0 else t for t in s))
+
+        x_new, new_state = update(self, d.reshape(-1), reshaped(state, (-1,)), x.reshape(-1))
+        return x_new.view(x.shape), reshaped(new_state, x.shape)
+
+    return wrapped
 
 
 @dataclass(frozen=True)
@@ -46,11 +60,10 @@ class Adam:
     def init(self, x: Tensor, step=0) -> AdamState:
         return AdamState(step, torch.zeros_like(x), torch.zeros_like(x))
 
+    @_flat_when_compiled
     def update(self, d: Tensor, state: AdamState, x: Tensor) -> tuple[Tensor, AdamState]:
         """``state.step`` is a Python int (eager: bias corrections in double precision, exactly as
         torch.optim.Adam) or a 0-d tensor (compiled: no recompilation as the count changes)."""
-        shape = x.shape
-        x, d, state = _flat(x), _flat(d), AdamState(state.step, _flat(state.exp_avg), _flat(state.exp_avg_sq))
         step = state.step + 1
         exp_avg = state.exp_avg.lerp(d, 1 - self.beta1)
         exp_avg_sq = state.exp_avg_sq.mul(self.beta2).addcmul(d, d, value=1 - self.beta2)
@@ -61,7 +74,7 @@ class Adam:
             x = x - (self.lr / bias_correction1) * (exp_avg / denom)
         else:
             x = x.addcdiv(exp_avg, denom, value=-(self.lr / bias_correction1))
-        return x.view(shape), AdamState(step, exp_avg.view(shape), exp_avg_sq.view(shape))
+        return x, AdamState(step, exp_avg, exp_avg_sq)
 
 
 @dataclass(frozen=True)
@@ -74,14 +87,14 @@ class SGD:
     def init(self, x: Tensor, step=0) -> SGDState:
         return SGDState(step, torch.zeros_like(x))
 
+    @_flat_when_compiled
     def update(self, d: Tensor, state: SGDState, x: Tensor) -> tuple[Tensor, SGDState]:
-        shape = x.shape
-        x, d, buf = _flat(x), _flat(d), _flat(state.momentum_buffer)
+        buf = state.momentum_buffer
         if self.momentum != 0:
             # torch.optim.SGD starts the buffer at the first gradient (equal to 0 * momentum + d).
             buf = buf.mul(self.momentum).add(d)
             d = buf
-        return x.add(d, alpha=-self.lr).view(shape), SGDState(state.step + 1, buf.view(shape))
+        return x.add(d, alpha=-self.lr), SGDState(state.step + 1, buf)
 
 
 def make_optimizer(name: str, lr: float, momentum: float = 0.0):

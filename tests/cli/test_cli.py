@@ -140,6 +140,18 @@ def test_run_from_config_file_with_grid(tmp_path, capsys):
         assert [r["params"]["c"] for r in recs] == [0.2, 0.2, 0.5, 0.5]
 
 
+@pytest.mark.parametrize("command", ["run", "basins"])
+def test_backend_flag_reaches_the_config(command, tmp_path):
+    from toyopt.cli import build_parser
+    from toyopt.cli._common import config_from_args
+
+    argv = [command, "--setup", "nashmtl2022", "--method", "ls", "--out", str(tmp_path / "o.json")]
+    assert config_from_args(build_parser().parse_args(argv)).backend == "eager"
+    compiled = config_from_args(build_parser().parse_args([*argv, "--backend", "compiled"]))
+    assert compiled.backend == "compiled"
+    assert Config.from_json(compiled.to_json()) == compiled
+
+
 def test_refuses_overwrite_without_force(tmp_path, capsys):
     out_file = tmp_path / "keep.json"
     out_file.write_text("precious")
@@ -193,6 +205,7 @@ def bad_cases(tmp: Path) -> list[tuple[list[str], str]]:
         ([*base, "--lr", "nan", "--out", out], "lr must be a number"),
         ([*base, "--lr", "-1", "--out", out], "lr must be a number"),
         ([*base, "--record-every", "0", "--out", out], "record_every must be"),
+        ([*base, "--backend", "jit", "--out", out], "backend must be one of ['eager', 'compiled']"),
         (["run", "--config", str(tmp / "missing.json"), "--out", out], "cannot read config"),
         (["run", "--config", str(tmp), "--out", out], "cannot read config"),
         (["run", "--config", str(tmp / "bad.json"), "--out", out], "not valid JSON"),

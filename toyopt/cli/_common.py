@@ -31,6 +31,12 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--record-every", type=int, default=None)
+    p.add_argument(
+        "--backend",
+        default=None,
+        help="engine backend: eager (default) or compiled (torch.compile: seconds to compile, then "
+        "several times faster per step; worth it for long runs of many lanes, e.g. basin maps)",
+    )
 
 
 def read_bytes(path: str, what: str, cap: int) -> bytes:
@@ -69,9 +75,9 @@ def config_from_args(args: argparse.Namespace) -> Config:
     overrides = {}
     if args.inits is not None:
         overrides["inits"] = parse_inits(args.inits, "--inits")
-    for flag, field in (("steps", "steps"), ("seed", "seed"), ("lr", "lr"), ("record_every", "record_every")):
-        if getattr(args, flag) is not None:
-            overrides[field] = getattr(args, flag)
+    for field in ("steps", "seed", "lr", "record_every", "backend"):
+        if getattr(args, field) is not None:
+            overrides[field] = getattr(args, field)
     if args.config is not None:
         if args.setup is not None:
             raise UsageError("give either --config or --setup, not both")
