@@ -229,7 +229,20 @@ def _compiled_block(step_fn):
         stacked = (torch.stack(xs), torch.stack(ls), torch.stack(ds), torch.stack(ws))
         return stacked[0], opt_state, states, *stacked[1:], stacked_flags, total
 
-    return torch.compile(block, dynamic=False)
+    compiled = torch.compile(block, dynamic=False)
+
+    def call(*args):
+        # Dynamo keeps at most `recompile_limit` (8) compiled versions of `block` per process (one
+        # per run structure) and would run every further structure eagerly, silently. Made to
+        # raise instead, the limit drops the old versions and this run compiles its own.
+        with torch._dynamo.config.patch(fail_on_recompile_limit_hit=True):
+            try:
+                return compiled(*args)
+            except torch._dynamo.exc.FailOnRecompileLimitHit:
+                torch.compiler.reset()
+                return compiled(*args)
+
+    return call
 
 
 def run(config: Config, progress: Callable[[float], Any] | None = None, chunk: int | None = None) -> Result:

@@ -492,6 +492,25 @@ def test_compiled_backend_guards_match_eager(fake_method):
     assert stops.stop_step[:8].tolist() == [5, 5, 16, 16, 40, 40, 60, 60]
 
 
+@pytest.mark.slow
+def test_compiled_runs_beyond_dynamos_recompile_limit_still_compile(monkeypatch):
+    """Dynamo runs a function eagerly, with only a log line, once it holds `recompile_limit`
+    compiled versions; the engine must compile every run structure anyway (limit lowered to 1
+    here: the second structure would otherwise run eagerly)."""
+    from torch._dynamo.utils import counters
+
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
+    torch.compiler.reset()
+    graphs = []
+    for inits in (STANDARD5, STANDARD5[:3]):
+        config = NASH.config(methods=["ls"], steps=32, inits=inits)
+        before = counters["stats"]["unique_graphs"]
+        compiled = run(replace(config, backend="compiled"))
+        graphs.append(counters["stats"]["unique_graphs"] - before)
+        np.testing.assert_allclose(compiled.x, run(config).x, rtol=1e-9, atol=1e-9)
+    assert graphs == [1, 1]
+
+
 def test_an_entrys_random_draws_do_not_depend_on_the_other_methods():
     """Gradient noise and a method's own draws come from a generator seeded by the method's name
     and occurrence, not its position: adding a method in front leaves the others' lanes as they were."""
