@@ -306,6 +306,7 @@ def run(config: Config, progress: Callable[[float], Any] | None = None, chunk: i
     pareto_distance = geometry.FastParetoDistance(pareto, dtype, exact_within=config.tolerance)
     gmin = geometry.global_minimum(problem, pparams).to(dtype)
     tol = config.tolerance
+    eps = torch.finfo(dtype).eps
 
     steps = config.steps
     every = config.record_every
@@ -444,7 +445,7 @@ def run(config: Config, progress: Callable[[float], Any] | None = None, chunk: i
         # at distance r from a target at the chunk's start that moves at most `reach` from there
         # stays farther than r - reach all chunk (triangle inequality), so only lanes with
         # r - reach <= tol need the per-step test (stalled lanes far away, most of a basin map's
-        # unfinished ones, skip it). The margin covers rounding in r and reach.
+        # unfinished ones, skip it).
         big = torch.iinfo(torch.long).max
         pending = torch.nonzero((first_min < 0) | (first_par < 0)).flatten()
         if len(pending):
@@ -455,7 +456,8 @@ def run(config: Config, progress: Callable[[float], Any] | None = None, chunk: i
                 (first_min, (start - gmin).norm(dim=-1), _near_point(gmin, tol)),
                 (first_par, pareto_distance.box_distance(start), _near_set(pareto_distance, tol)),
             ):
-                need = (first_hit[pending] < 0) & ~(lower_bound - reach > tol * (1 + 1e-9) + 1e-12)
+                slack = 8 * eps * (lower_bound + reach + tol)  # rounding in the three distances
+                need = (first_hit[pending] < 0) & ~(lower_bound - reach > tol + slack)
                 sel = torch.nonzero(need).flatten()
                 if len(sel):
                     near_lanes = pending[sel]
