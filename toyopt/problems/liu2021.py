@@ -80,6 +80,7 @@ def _task_terms(x1, x2, tn, gates, gate_slopes, sq_common, shift, sign, offset, 
     dx1 = -x1 + centre
     sq = (dx1.pow(2) + sq_common) / 10 - 20
     f = log_term * c1 + sq * c2
+    # d log(max(|a|, LOWER))/da = sign(a)/|a| where |a| >= LOWER, else 0.
     r = torch.where(abs_a >= LOWER, torch.sign(a) / abs_a.clamp_min(LOWER), 0.0)
     dfdx1 = c1 * r * -0.5 + c2 * (-0.2 * dx1)
     dfdx2 = s1 * log_term + c1 * r * (-sign * (1 - tn * tn)) + s2 * sq + c2 * (0.02 * (x2 + 8))
