@@ -45,8 +45,9 @@ controls.bound(
     required=True,
     label_visibility="collapsed",
 )
-# The link follows the chosen view at once (a view can take seconds under load), and again after
-# the view has drawn its own widgets.
-controls.write_url(values)
+# A newly chosen view goes into the link at once (a view can take seconds under load); the rest
+# of the link follows once the view has drawn its own widgets.
+if st.query_params.get("view") != values["view"]:
+    controls.write_url(values)
 VIEWS[values["view"] or "landscape"](values)
 controls.write_url(values)
