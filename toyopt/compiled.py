@@ -82,8 +82,20 @@ def segment_for(
     return _SEGMENTS[key]
 
 
+def _allow_caching_while_loop() -> None:
+    """Inductor bypasses its FX-graph and AOTAutograd caches for graphs holding a higher-order op
+    not marked cacheable, as while_loop is (torch 2.13): every process would re-lower every
+    segment. The loop's body and condition are sub-modules of the cached graph and enter its key,
+    so it is marked cacheable (keyed by the torch version)."""
+    from torch._higher_order_ops.while_loop import while_loop_op
+
+    marked = torch._inductor.config.unsafe_marked_cacheable_functions
+    marked.setdefault(f"{while_loop_op.__module__}.{while_loop_op.__name__}", torch.__version__)
+
+
 def _compile(segment, key):
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir() / "inductor"))
+    _allow_caching_while_loop()
     # Dynamo caches compiled graphs per code object and keeps at most `recompile_limit` of them;
     # every structure's segment is the same Python function, so each gets its own copy of the
     # code object: its graphs then never compete with other structures' for that limit.
@@ -94,8 +106,12 @@ def _compile(segment, key):
     compiled = torch.compile(fresh, fullgraph=True, options={"cpp_wrapper": True})
     dynamo_config = torch._dynamo.config
 
+    marked = []
+
     def call(*args):
-        _mark_lanes_dynamic(args)
+        if not marked:  # the first call compiles; the graph stays dynamic for later inputs
+            _mark_lanes_dynamic(args)
+            marked.append(True)
         # Past the limit dynamo would run eagerly with only a log line: made to raise instead.
         previous = dynamo_config.fail_on_recompile_limit_hit
         dynamo_config.fail_on_recompile_limit_hit = True

@@ -516,6 +516,8 @@ def _frozen_record(carry, x_before: Tensor, record, t: int):
     show their frozen point (losses, and NaN direction and weights); a lane stopping at t shows
     its frozen point in place of x_t's non-finite entries."""
     stopped = carry.stop_step >= 0
+    if not bool(stopped.any()):  # the common case: the record as the segment computed it
+        return x_before, record.losses, record.direction, record.weights
     after = (stopped & (carry.stop_step < t))[:, None]
     at_or_after = (stopped & (carry.stop_step <= t))[:, None]
     x = torch.where(at_or_after & ~torch.isfinite(x_before), carry.frozen_x, x_before)
