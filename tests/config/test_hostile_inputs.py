@@ -925,3 +925,165 @@ def test_an_endless_input_file_is_one_line_exit_2(tmp_path, flag):
         preexec_fn=_limit_memory,
     )
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr[-500:]
+
+
+# -- issue 12: caps on the product of the inputs (toyopt.budget) ----------------------------------
+
+
+def test_a_grid_of_grids_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    """101 x 101 c/eps values x 200 000 steps: every input within its own cap, the product not."""
+    import toyopt.cli.run as run_command
+    import toyopt.engine as engine_module
+
+    calls = []
+    monkeypatch.setattr(engine_module, "_make_step", lambda *a, **k: calls.append(a))
+    grid = "|".join(str(0.01 * i) for i in range(101))
+    eps = "|".join(str(0.001 * (i + 1)) for i in range(101))
+    argv = ["run", "--method", "cagrad", "--set", f"cagrad.c={grid}", "--set", f"cagrad.eps={eps}"]
+    code, err = cli([*argv, "--steps", "200000", "--out", tmp_path / "r.json"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "would record" in err and "the cap is 1 GB" in err and "record_every" in err
+    assert not calls and not list(tmp_path.iterdir()), "refused before the engine stepped anything"
+    assert run_command.run is engine_module.run
+
+
+def test_many_starts_for_many_steps_are_refused_in_the_core():
+    from toyopt import budget
+
+    big = Config(inits=((0.0, 0.0),) * 40_000, steps=200_000)
+    with pytest.raises(ValueError, match="lanes x recorded states = 40000 x 200001"):
+        budget.check(big.validated())
+    # Recording 3 states per lane (as basin maps do) is fine for memory, but not for the work of
+    # the most lanes (40 000 starts x 5 values of c) for the most steps.
+    most = Config(
+        methods=(cfgmod.MethodEntry("cagrad", {"c": [0.1, 0.2, 0.3, 0.4, 0.5]}),),
+        inits=((0.0, 0.0),) * 40_000,
+        steps=200_000,
+        record_every=200_000,
+    ).validated()
+    with pytest.raises(ValueError, match="work units"):
+        budget.check(most)
+    from toyopt.engine import run
+
+    with pytest.raises(ValueError, match="would record"):
+        run(big)
+
+
+def test_recorded_bytes_match_a_real_run():
+    """The memory estimate is the size of the arrays a run really records."""
+    from toyopt import budget
+    from toyopt.engine import run
+
+    config = Config(
+        methods=(cfgmod.MethodEntry("cagrad", {"c": [0.2, 0.5]}), cfgmod.MethodEntry("mgda")),
+        inits=((1.0, 2.0), (-3.0, 1.0), (0.5, 0.5)),
+        steps=57,
+        record_every=5,
+    ).validated()
+    result = run(config)
+    arrays = [result.x, result.losses, result.directions, result.weights, *result.flags.values()]
+    assert budget.recorded_bytes(config) == sum(a.nbytes for a in arrays)
+    assert budget.recorded_states(config) == len(result.recorded_steps)
+
+
+def test_inner_solver_iterations_count_as_work(tmp_path, capsys):
+    """The issue's multi-day job (MGDA-softmax with 100 000 inner steps for 200 000 steps) is one
+    line, exit 2; the same method at its default iterations is far cheaper."""
+    from toyopt import budget
+
+    argv = ["run", "--method", "mgda_softmax", "--set", "mgda_softmax.steps=100000", "--steps", "200000"]
+    code, err = cli([*argv, "--out", tmp_path / "r.json"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "work units" in err and "days" in err, err
+    default = Config(methods=(cfgmod.MethodEntry("mgda_softmax"),)).validated()
+    heavy = Config(methods=(cfgmod.MethodEntry("mgda_softmax", {"steps": 100_000}),)).validated()
+    assert budget.work(heavy) / budget.work(default) == pytest.approx((1 + 0.15 * 100_000) / (1 + 0.15 * 100))
+    for name, spec in METHODS.items():  # every declared cost is a plain step or more
+        assert spec.cost(spec.defaults()) >= 1.0, name
+
+
+def test_figure_from_a_small_file_asking_for_a_huge_run_is_refused(tmp_path, capsys):
+    """A figure file whose embedded config asks for a run beyond the caps is refused before it runs."""
+    from toyopt.figures.embed import savefig_metadata
+
+    huge = Config(inits=((0.0, 0.0),) * 40_000, steps=200_000).validated()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(1, 1))
+    path = tmp_path / "small.png"
+    fig.savefig(path, metadata=savefig_metadata("png", huge.to_json(), '{"layout": "front"}'))
+    plt.close(fig)
+    code, err = cli(["figure", "--from", path, "--out", tmp_path / "o.png"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "would record" in err, err
+
+
+def test_a_link_beyond_the_work_cap_is_refused_at_once_without_probe_runs(monkeypatch):
+    """The issue's link (MGDA-softmax with 100 000 inner steps, 100 000 steps) used to run probe runs
+    for minutes; now the page answers from the declared cost, with no engine call at all."""
+    import toyopt.ui.runs as runs_module
+
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.query_params.update(
+        {"view": "trajectories", "methods": "mgda_softmax", "mgda_softmax.steps": "100000", "steps": "100000"}
+    )
+    calls = []
+    original = runs_module.run
+    monkeypatch.setattr(runs_module, "run", lambda *a, **k: calls.append(1) or original(*a, **k))
+    at.run()
+    assert not at.exception
+    assert any("This run is too large" in e.value and "work units" in e.value for e in at.error)
+    assert not calls
+
+
+def test_a_run_stops_when_its_session_goes_away(monkeypatch):
+    """The app's progress callback ends the run (StopException) at the first chunk after the
+    browser session disappeared; chunks are short (about PROGRESS_SECONDS of estimated work)."""
+    from streamlit.runtime.scriptrunner_utils.exceptions import StopException
+
+    import toyopt.ui.runs as runs_module
+    from toyopt.engine import run
+
+    class Bar:
+        def progress(self, *args, **kwargs):
+            pass
+
+    alive = iter([True, True, False])
+    monkeypatch.setattr(runs_module, "session_active", lambda: next(alive))
+    config = Config(methods=(cfgmod.MethodEntry("mgda_softmax", {"steps": 5000}),), steps=5000).validated()
+    chunk = runs_module.progress_chunk(config)
+    assert 1 <= chunk < runs_module.PROGRESS_CHUNK, "an expensive step gets short chunks"
+    seen = []
+    report = runs_module.progress_reporter(Bar(), "")
+    with pytest.raises(StopException):
+        run(config, progress=lambda f: seen.append(f) or report(f), chunk=chunk)
+    assert len(seen) == 3 and seen[-1] == pytest.approx(3 * chunk / config.steps)
+
+
+def test_session_active_asks_the_streamlit_runtime(monkeypatch):
+    import toyopt.ui.runs as runs_module
+
+    class Ctx:
+        session_id = "abc"
+
+    class FakeRuntime:
+        active = {"abc"}
+
+        @classmethod
+        def exists(cls):
+            return True
+
+        @classmethod
+        def instance(cls):
+            return cls
+
+        @classmethod
+        def is_active_session(cls, session_id):
+            return session_id in cls.active
+
+    monkeypatch.setattr(runs_module, "Runtime", FakeRuntime)
+    monkeypatch.setattr(runs_module, "get_script_run_ctx", lambda suppress_warning=False: Ctx)
+    assert runs_module.session_active()
+    FakeRuntime.active = set()
+    assert not runs_module.session_active()
