@@ -709,7 +709,7 @@ def test_a_directory_is_never_replaced_even_with_force(tmp_path, capsys):
     target.mkdir()
     (target / "keep").write_text("x")
     code, err = cli(["run", *SMALL, "--force", "--quiet", "--out", target], capsys)
-    assert code == 2 and len(err.strip().splitlines()) == 1 and "cannot write" in err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "not a regular file" in err
     assert (target / "keep").read_text() == "x"
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]  # no temporary file left
 
@@ -865,7 +865,7 @@ def test_input_files_are_read_with_a_hard_size_cap(tmp_path, capsys, monkeypatch
     big.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 1000)
     code, err = cli(["figure", "--from", big, "--out", tmp_path / "o.png"], capsys)
     assert code == 2 and err.strip() == f"toyopt: error: --from {str(big)!r} is larger than 1000 bytes", err
-    for path, phrase in ((tmp_path, "Is a directory"), (tmp_path / "nope.json", "No such file")):
+    for path, phrase in ((tmp_path, "not a regular file"), (tmp_path / "nope.json", "No such file")):
         code, err = cli(["run", "--config", path, "--out", tmp_path / "o.json"], capsys)
         assert (
             code == 2 and len(err.strip().splitlines()) == 1 and "cannot read config" in err and phrase in err
@@ -903,7 +903,8 @@ def test_a_png_text_chunk_that_inflates_beyond_the_cap_is_refused():
     from toyopt.figures.embed import MAX_TEXT_BYTES, read_embedded
 
     payload = b"toyopt-config\0\0" + zlib.compress(b" " * (MAX_TEXT_BYTES + 1), 9)
-    data = _png_with_text({}) + struct.pack(">I", len(payload)) + b"zTXt" + payload + b"0000"
+    crc = struct.pack(">I", zlib.crc32(b"zTXt" + payload))
+    data = _png_with_text({}) + struct.pack(">I", len(payload)) + b"zTXt" + payload + crc
     with pytest.raises(ValueError, match=f"inflates to more than {MAX_TEXT_BYTES} bytes"):
         read_embedded(data)
 
@@ -1087,3 +1088,224 @@ def test_session_active_asks_the_streamlit_runtime(monkeypatch):
     assert runs_module.session_active()
     FakeRuntime.active = set()
     assert not runs_module.session_active()
+
+
+# -- issue 12: one line instead of a traceback, checks before the work, clean-up ------------------
+
+
+def _no_engine(monkeypatch):
+    import toyopt.engine as engine_module
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the engine must not run")
+
+    monkeypatch.setattr(engine_module, "_make_step", refuse)
+
+
+def test_an_out_name_beyond_the_file_system_limit_is_one_line(tmp_path, capsys, monkeypatch):
+    _no_engine(monkeypatch)
+    long = "x" * 300
+    cases = [
+        ["run", *SMALL, "--out", tmp_path / f"{long}.json"],
+        ["basins", *SMALL, "--grid", "3", "--out", tmp_path / f"{long}.csv"],
+        # the figure's own name fits; its .config.json companion does not
+        ["figure", *SMALL, "--data", "--out", tmp_path / f"{'y' * 245}.png"],
+    ]
+    for argv in cases:
+        code, err = cli(argv, capsys)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and "longer than 255 bytes" in err, err
+    assert not list(tmp_path.iterdir())
+
+
+def test_the_compiled_backend_without_a_compiler_is_one_line(tmp_path, capsys, monkeypatch):
+    from toyopt.compiler import find_cxx
+
+    _no_engine(monkeypatch)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("CXX", raising=False)
+    assert find_cxx() is None
+    code, err = cli(["run", *SMALL, "--backend", "compiled", "--out", tmp_path / "r.json"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "needs a C++ compiler" in err, err
+
+
+def test_a_full_stdout_is_one_line_exit_2():
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            [sys.executable, "-m", "toyopt", "methods"],
+            cwd=ROOT,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip() == "toyopt: error: No space left on device", proc.stderr
+
+
+@pytest.mark.parametrize("flag", ["--config", "--from"])
+def test_a_fifo_as_input_is_refused_without_waiting(tmp_path, flag):
+    import os
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    command = "run" if flag == "--config" else "figure"
+    out = tmp_path / ("o.json" if command == "run" else "o.png")
+    proc = subprocess.run(
+        [sys.executable, "-m", "toyopt", command, flag, str(fifo), "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,  # a hang (the bug) fails here instead of blocking the suite
+    )
+    assert proc.returncode == 2 and "not a regular file" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_dangling_symlink_out_is_refused_before_the_run(tmp_path, capsys, monkeypatch):
+    _no_engine(monkeypatch)
+    link = tmp_path / "r.json"
+    link.symlink_to(tmp_path / "missing" / "target.json")
+    for force in ([], ["--force"]):
+        code, err = cli(["run", *SMALL, *force, "--out", link], capsys)
+        assert code == 2 and "dangling symbolic link" in err and len(err.strip().splitlines()) == 1, err
+    assert link.is_symlink()
+
+
+def test_sigterm_removes_the_temporary_files(tmp_path):
+    """SIGTERM while the outputs are being placed: exit 143, no .NAME.PID-XXXX.tmp left behind."""
+    import signal
+
+    script = (
+        "import sys, time\n"
+        "import toyopt.cli._common as common\n"
+        "def slow(tmp, path, force):\n"
+        "    print('placing', flush=True)\n"
+        "    time.sleep(60)\n"
+        "common._place = slow\n"
+        "from toyopt.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    argv = ["figure", *SMALL, "--data", "--out", str(tmp_path / "f.svg")]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, *argv],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout.readline().strip() == "placing"
+        assert [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")], "temporary files exist meanwhile"
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    assert code == 143 and "toyopt: terminated" in proc.stderr.read()
+    assert not list(tmp_path.iterdir())
+
+
+# -- issue 12: one outcome classification ---------------------------------------------------------
+
+
+def test_a_lane_that_runs_off_is_diverged_everywhere():
+    """A lane sent to ~1e14 by SGD completes with finite values: the engine, the exports and the
+    basin classification all call it diverged (it used to be "other" in the run's outcome)."""
+    from toyopt.engine import run
+    from toyopt.export import lane_record
+    from toyopt.outcomes import classify
+
+    config = Config(
+        methods=(cfgmod.MethodEntry("ls", output_scale=1e6),),
+        optimizer="sgd",
+        lr=100,
+        steps=10,
+        inits=((1, 1),),
+    )
+    result = run(config)
+    assert result.stop_reason == ["completed"] and abs(result.final_x).max() > 1e12
+    assert result.outcome(0) == "diverged"
+    assert lane_record(result, 0, trajectory=False)["outcome"] == "diverged"
+    assert list(classify(result).category) == ["diverged"]
+
+
+# -- issue 12: figure files read where the format keeps the config, with bounded memory ------------
+
+
+def _pdf_with_info(entries: bytes, before: bytes = b"") -> bytes:
+    head = b"%PDF-1.4\n" + before + b"\n"
+    obj = b"1 0 obj\n<< " + entries + b" >>\nendobj\n"
+    xref = len(head) + len(obj)
+    table = b"xref\n0 2\n0000000000 65535 f \n" + b"%010d 00000 n \n" % len(head)
+    return head + obj + table + b"trailer\n<< /Size 2 /Info 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % xref
+
+
+def test_a_pdf_string_before_the_info_dictionary_is_not_the_config():
+    from toyopt.figures.embed import read_embedded
+
+    real = Config(steps=12).validated()
+    decoy = b'% /Keywords ({"steps": 7, "methods": ["mgda"]})'
+    data = _pdf_with_info(b"/Keywords (" + real.to_json().encode() + b")", before=decoy)
+    assert read_embedded(data)[0] == real
+
+
+def test_an_oversized_pdf_string_is_refused_at_the_cap():
+    from toyopt.figures.embed import MAX_TEXT_BYTES, read_embedded
+
+    data = _pdf_with_info(b"/Keywords (" + b"x" * (MAX_TEXT_BYTES + 10) + b")")
+    with pytest.raises(ValueError, match=f"longer than {MAX_TEXT_BYTES} bytes"):
+        read_embedded(data)
+
+
+def test_png_text_chunks_other_than_the_config_are_not_inflated():
+    """Ten zip bombs under other keywords beside the config: only the config chunk is read (they
+    used to be inflated, up to 16 MB each, and kept)."""
+    import struct
+    import zlib
+
+    from toyopt.figures.embed import read_embedded
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+        )
+
+    bomb = zlib.compress(b" " * 50_000_000, 9)
+    config = Config(steps=12).validated()
+    data = (
+        _png_with_text({"toyopt-config": config.to_json()})
+        + b"".join(chunk(b"zTXt", f"bomb{i}".encode() + b"\0\0" + bomb) for i in range(10))
+        + chunk(b"IEND", b"")
+    )
+    assert read_embedded(data)[0] == config
+
+
+def test_two_config_chunks_in_a_png_are_refused():
+    from toyopt.figures.embed import read_embedded
+
+    text = Config(steps=12).validated().to_json()
+    data = _png_with_text({"toyopt-config": text}) + _png_with_text({"toyopt-config": text})[8:]
+    with pytest.raises(ValueError, match="two 'toyopt-config' text chunks"):
+        read_embedded(data)
+
+
+def test_an_svg_is_read_as_a_stream_up_to_its_metadata():
+    """A 5 MB SVG (metadata first, as matplotlib writes it) is read with a few MB at most; parsing
+    the whole tree took about 35 bytes of memory per byte of SVG."""
+    import tracemalloc
+
+    from toyopt.figures.embed import read_embedded
+
+    config = Config(steps=12).validated()
+    svg = (
+        '<svg xmlns="http://www.w3.org/2000/svg"><metadata><rdf:RDF '
+        'xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        f"<dc:description>{config.to_json()}</dc:description></rdf:RDF></metadata>"
+        + '<path d="M 0 0 L 1 1"/>' * 200_000
+        + "</svg>"
+    ).encode()
+    tracemalloc.start()
+    try:
+        assert read_embedded(svg)[0] == config
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2_000_000, peak

@@ -48,9 +48,10 @@ def read_bytes(path: str, what: str, cap: int) -> bytes:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
         raise UsageError(f"cannot read {what} {path!r}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UsageError(f"cannot read {what} {path!r}: not a regular file")
     with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise UsageError(f"cannot read {what} {path!r}: not a regular file")
         try:
             data = f.read(cap + 1)
         except OSError as exc:
