@@ -524,7 +524,7 @@ def test_hostile_link_renders_and_is_rewritten_clean():
     at = _app(**hostile)
     assert not at.exception
     assert len(at.error) == 1
-    message = at.error[0].value
+    message = at.error[0].value.replace("\\", "")  # the banner's markdown escapes removed
     for name in (
         "cone_c",
         "ball_c",
@@ -612,7 +612,8 @@ def test_basins_link_errors_name_the_parameter_and_runs_only_on_click():
         view="basins", **{"basins__grid": "1000000000", "basins__steps": "100000", "basins__methods": "ls"}
     )
     assert not at.exception
-    assert len(at.error) == 1 and "basins.grid must be an integer in [2, 100]" in at.error[0].value
+    shown = at.error[0].value.replace("\\", "")
+    assert len(at.error) == 1 and "basins.grid must be an integer in [2, 100]" in shown
     assert at.number_input(key="basins_grid").value == DEFAULT_GRID
     assert at.number_input(key="basins_steps").value == 100000
     assert any("press Run" in i.value for i in at.info)
@@ -1309,3 +1310,77 @@ def test_an_svg_is_read_as_a_stream_up_to_its_metadata():
     finally:
         tracemalloc.stop()
     assert peak < 2_000_000, peak
+
+
+# -- issue 12: the app shows link text as text, and says what it changed -------------------------
+
+INJECTION = {
+    "view": "landscape",
+    "[click](https://evil.example)": "1",
+    "steps": "![x](https://evil.example/pixel.png)",
+    "lr": "\n# SITE MOVED <b>now</b> :red[x] $x^2$ `code` *bold* a|b",
+}
+
+
+def _unescaped_markdown(text: str) -> list[str]:
+    """Inline-markdown characters in ``text`` not preceded by a backslash escape."""
+    import re
+
+    return re.findall(r"(?<!\\)(?:\\\\)*[\[\]<>!`*_$&~:|]", text)
+
+
+def test_link_text_in_the_error_banner_is_escaped():
+    """Keys and values of a crafted link go into the banner as text: no link, image, heading,
+    HTML, directive or math survives (each markdown character is escaped, lines joined)."""
+    at = _app(**INJECTION)
+    assert not at.exception and len(at.error) == 1
+    banner = at.error[0].value
+    head, _, body = banner.partition(": ")
+    assert head == "Ignored invalid link parameters (their defaults are used instead)"
+    assert _unescaped_markdown(body) == [], body
+    assert "\n" not in banner
+    for text in ("https://evil.example", "SITE MOVED", "pixel.png"):
+        assert text in banner.replace("\\", "")
+
+
+def test_escape_markdown_keeps_the_text():
+    raw = "a_b [x](y) ![i](j) <b> :red[z] $m$ `c` *e* ~s~ a|b & \\ end"
+    escaped = state.escape_markdown(raw)
+    assert _unescaped_markdown(escaped) == []
+    assert escaped.replace("\\", "") == raw.replace("\\", "")
+
+
+def test_silent_link_changes_are_reported():
+    values, errors = state.parse_query(
+        {
+            "methods": "ls,mgda",
+            "traj_method": "cagrad",
+            "cagrad.c": "0.3",
+            "steps": "100",
+            "at_step": "5000",
+            "teach_step": "99999",
+        }
+    )
+    assert values["traj_method"] == "ls" and values["at_step"] == values["teach_step"] == 100
+    assert values["cagrad.c"] == state.defaults()["cagrad.c"]
+    assert errors == [
+        "cagrad.c is ignored: cagrad is not among the selected methods",
+        "traj_method cagrad is not selected; ls is used",
+        "at_step 5000 is beyond the run's last recorded step 100, used instead",
+        "teach_step 99999 is beyond the run's last recorded step 100, used instead",
+    ]
+
+
+def test_the_last_recorded_step_of_a_link_is_the_runs():
+    """The bound used for at_step is the index of the run's final recorded state."""
+    from toyopt.ui import runs
+
+    for steps in (1, 7, 500, 501, 1234):
+        values, _ = state.parse_query({"steps": str(steps), "at_step": str(10**5)})
+        config = runs.build_config(values)
+        assert values["at_step"] == runs.budget.recorded_states(config) - 1, steps
+
+
+def test_integer_ranges_are_written_as_integers():
+    _, errors = state.parse_query({"seed": "-1"})
+    assert errors == ["seed must be an integer in [0, 2147483647], got '-1'"]

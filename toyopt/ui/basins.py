@@ -42,7 +42,7 @@ from ..outcomes import (
 from ..problems import get_problem
 from ..setups import DEFAULT_SETUP, SETUPS, get_setup
 from . import runs
-from .state import BASINS_PREFIX
+from .state import BASINS_PREFIX, escape_markdown
 
 CACHE_SIZE = 6
 TRAJECTORY_POINTS = 1500
@@ -434,7 +434,7 @@ def basins_view(slow_seconds: float = SLOW_SECONDS) -> None:
     if url_errors:
         url_box.error(
             "Ignored invalid basins link parameters (their defaults are used instead): "
-            + "; ".join(url_errors)
+            + escape_markdown("; ".join(url_errors))
         )
     initial = st.session_state.get("basins_request") or from_url
     req, go = _controls(st, initial)
