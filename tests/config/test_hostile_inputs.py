@@ -14,6 +14,13 @@ and tests/ui/test_state.py do not cover yet.
   data files beside it, basins output, a directory) is never replaced without --force, not even one
   that appears while the command runs.
 - Error messages show a bad value shortened (40 characters), however long it is.
+
+Issue 12 (second round): caps on the product of the inputs (recorded memory, work with inner-solver
+iterations; ``toyopt.budget``) in the core, CLI, ``figure --from`` and app; runs stop when their
+session goes away; one-line errors for long --out names, a missing C++ compiler and a full stdout;
+FIFOs, dangling symlinks and directories refused before the work; SIGTERM cleans up; one
+"diverged" rule; figure metadata read only where its format keeps it, with bounded memory; link
+text escaped in the app's banners and silent link changes reported there.
 """
 
 from __future__ import annotations
@@ -24,7 +31,6 @@ import math
 import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -491,12 +497,11 @@ def test_url_errors_show_bad_values_shortened(raw):
     assert f"{'y' * 37}...: unknown parameter" in errors
 
 
-def test_parsing_a_huge_link_is_quick():
+def test_a_huge_link_gives_one_short_error_per_parameter():
     query = {name: "x" * 100_000 for name in state.fields()}
     query.update({f"junk{i}": "1" for i in range(2000)})
-    started = time.perf_counter()
     values, errors = state.parse_query(query)
-    assert time.perf_counter() - started < 10
+    assert max(len(e) for e in errors) < 700
     assert len(errors) == len(query)  # one per parameter, the setup's included
     assert values["steps"] == state.defaults()["steps"]
 
@@ -544,24 +549,26 @@ def test_hostile_link_renders_and_is_rewritten_clean():
         assert name not in written, f"{name} should be back at its default (not in the URL): {written}"
 
 
-def test_a_link_asking_for_the_most_work_waits_for_a_click():
+def test_a_link_asking_for_the_most_work_waits_for_a_click(monkeypatch):
     """The largest run a link can request (URL caps: steps, methods, starts; c grids included)
-    is estimated from two short probe runs and waits for 'Run anyway'."""
+    is estimated from the config alone (no engine call) and waits for 'Run anyway'."""
+    import toyopt.ui.runs as runs_module
+
+    calls = []
+    monkeypatch.setattr(runs_module, "run", lambda *a, **k: calls.append(1))
     heavy = [
         m for m in ("conicgrad_exact", "cagrad", "conicgrad", "nashmtl", "upgrad", "mgda") if m in METHODS
     ]
     heavy += [m for m in METHODS if m not in heavy][: state.URL_MAX_METHODS - len(heavy)]
     inits = ";".join(f"{x},{y}" for x, y in [(i - 6, (-1) ** i * 3) for i in range(state.URL_MAX_POINTS)])
-    started = time.perf_counter()
     at = _app(view="trajectories", methods=",".join(heavy), steps=state.URL_MAX_STEPS, inits=inits)
-    took = time.perf_counter() - started
     assert not at.exception
     assert not at.error, [e.value for e in at.error]
     assert any(b.label.startswith("Run anyway") for b in at.button)
     assert any("This run would take roughly" in w.value for w in at.warning)
     assert not any(h.value == "Outcomes" for h in at.subheader), "the run must not have started"
     assert not at.get("plotly_chart")
-    assert took < 120, f"the page took {took:.0f} s before asking"
+    assert not calls, "nothing ran before the click"
 
 
 def test_basins_link_errors_name_the_parameter_and_runs_only_on_click():
