@@ -47,7 +47,7 @@ MAX_RECORD_BYTES = 1_000_000_000
 #: Fixed per-step cost of one method call, in lanes: eager, a step of B lanes of LS takes about
 #: 330 us + 155 ns x B (docs/benchmarks.md: 3.5 us per lane-step at 10^2 lanes, 187 ns at 10^4).
 OVERHEAD_LANES = 2_000
-#: Work of one run, in lane-steps of LS. 2e10: a basin map of the CLI's largest size (200 000
+#: Work of one run, in lane-steps of LS. 2e10: about a basin map of the CLI's largest size (200 000
 #: lanes) for 100 000 steps of LS (about 1 h eager, 20 min compiled); a multi-day run (5 lanes of
 #: MGDA-softmax with 100 000 inner steps, 200 000 steps: 1e13) is refused.
 MAX_WORK = 2e10
