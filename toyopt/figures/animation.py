@@ -486,11 +486,19 @@ def write_gif(frames, fps: int, comment: str) -> bytes:
         format="GIF",
         save_all=True,
         append_images=images[1:],
-        duration=round(1000 / fps),
+        duration=gif_delays(len(images), fps),
         loop=0,
         comment=comment.encode("utf-8"),
     )
     return out.getvalue()
+
+
+def gif_delays(count: int, fps: int) -> list[int]:
+    """Per-frame delays in milliseconds for ``count`` frames at ``fps``: GIF stores whole
+    hundredths of a second, so frame k lasts round(100 (k+1) / fps) - round(100 k / fps) of them,
+    which keeps every frame on time to within 1/100 s (12 fps: 80, 90, 80, 80, 90, 80, ... ms)."""
+    ends = np.round(np.arange(count + 1) * 100 / fps).astype(int)
+    return (np.diff(ends) * 10).tolist()
 
 
 def ffmpeg_path() -> str:
