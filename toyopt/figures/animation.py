@@ -501,6 +501,10 @@ def gif_delays(count: int, fps: int) -> list[int]:
     return (np.diff(ends) * 10).tolist()
 
 
+def has_ffmpeg() -> bool:
+    return shutil.which("ffmpeg") is not None
+
+
 def ffmpeg_path() -> str:
     """The system ffmpeg; ValueError naming what is missing when there is none."""
     found = shutil.which("ffmpeg")
