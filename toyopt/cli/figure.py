@@ -138,7 +138,10 @@ def handle(args) -> int:
         spec = embedded or FigureSpec()
     else:
         config, spec = config_from_args(args), FigureSpec()
-    spec = replace(spec, **_figure_overrides(args)).validated()
+    overrides = _figure_overrides(args)
+    if overrides.get("layout", spec.layout) != spec.layout and "dpi" not in overrides:
+        overrides["dpi"] = None  # the new layout's default resolution, not the embedded one's
+    spec = replace(spec, **overrides).validated()
     fmt = out.suffix.lower()[1:]
     check_format(spec, fmt)
     if spec.layout == "animation":  # caps and ffmpeg checked before the run
