@@ -310,7 +310,7 @@ def build(result: Result, spec: FigureSpec) -> Animation:
     handles = [draw.method_handle(g.method, g.title) for g in groups]
     draw._marks_legend(top_fig, handles, ncols=layout.legend_cols)
     last = int(result.recorded_steps[-1])
-    counter = fig.suptitle(_counter_text(last, last), fontsize=8)
+    counter = fig.supxlabel(_counter_text(last, last), fontsize=8)
     return Animation(fig, frame_indices(result, spec.frames), result.recorded_steps, counter, parts)
 
 
@@ -332,11 +332,12 @@ def _gradient_panels(subfig, result: Result, spec: FigureSpec, groups, layout: G
         panels.append(
             _gradient_panel(ax, grads * scale[:, None, None], d, result.lanes[lane].params, group, spec)
         )
-        ax.set_title(f"{group.title}: gradients at $x_t$", pad=2.5)
+        ax.set_title(group.title, pad=2.5)
     for ax in axes[layout.bottom :]:
         ax.set_axis_off()
     subfig.suptitle(
-        f"gradient space along the run from ({start[0]:g}, {start[1]:g}), divided by $\\max_i \\|g_i\\|$",
+        rf"gradient space at $x_t$ of the runs from ({start[0]:g}, {start[1]:g}), "
+        r"divided by the larger $\|g_i\|$",
         fontsize=7,
     )
     return panels
