@@ -230,3 +230,18 @@ def test_mp4_without_ffmpeg_names_what_is_missing(tmp_path, capsys, monkeypatch)
     assert main([*CLI, "--out", "a.mp4"]) == 2
     assert "MP4 needs the ffmpeg program" in _one_line_error(capsys)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_truncated_or_foreign_animations_are_refused_with_a_reason(result):
+    spec = FigureSpec(**{**SMALL, "frames": 2}).validated()
+    gif = render_spec(result, spec, "gif")
+    with pytest.raises(ValueError, match="GIF"):
+        read_embedded(gif[: len(gif) // 2])
+    plain = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(plain, format="GIF", comment=b"made elsewhere")
+    assert gif_comments(plain.getvalue()) == ["made elsewhere"]
+    with pytest.raises(ValueError, match="carries no toyopt config"):
+        read_embedded(plain.getvalue())
+    mp4_header = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + b"\x00\x00\x00\x30moov"
+    with pytest.raises(ValueError, match="MP4"):
+        read_embedded(mp4_header)
