@@ -65,7 +65,7 @@ def detect_format(data: bytes) -> str:
         return "mp4"
     if b"<svg" in data[:4096]:
         return "svg"
-    raise ValueError("not a PDF, SVG, PNG, GIF or MP4 file")
+    raise ValueError("not a PDF, SVG or PNG file (nor a GIF or MP4 animation)")
 
 
 def read_embedded(data: bytes) -> tuple[Config, FigureSpec | None]:
