@@ -57,7 +57,7 @@ def phases(result, spec: FigureSpec) -> dict[str, float]:
         t1 = time.perf_counter()
         frames = list(animation.frames_rgb(anim))
         t2 = time.perf_counter()
-        animation.write_gif(frames, spec.fps, "")
+        animation.write_gif(frames, spec.fps, "", animation.gif_palette([frames[0], frames[-1]]))
         t3 = time.perf_counter()
     return {"build": t1 - t0, "frames": t2 - t1, "gif": t3 - t2}
 

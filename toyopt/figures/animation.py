@@ -9,7 +9,8 @@ frame draws exactly the static figure's trajectories.
 
 Speed. The landscapes, Pareto sets, axes and legend are rendered once as a background; each frame
 restores it and draws only the moving artists (matplotlib's blitting on the Agg canvas), whose
-data are updated in place.
+data are updated in place. Frames are streamed: to ffmpeg's stdin for MP4, or mapped to the GIF
+palette one at a time.
 
 Gradient-space panels (``spec.regions_start``): for each method, at x_t of its run from that start,
 g1, g2, g0 = (g1 + g2)/2, the dual cone {d : <g_i, d> >= 0}, the method's own region (CAGrad's
@@ -48,8 +49,9 @@ from .embed import animation_comment
 from .spec import ANIMATION_FORMATS, MAX_PANELS, FigureSpec
 from .style import RC, SLIDE_ASPECT, method_style
 
-#: frames x width x height in pixels, at most (about 650 frames of a 1280 x 720 slide).
-MAX_ANIMATION_PIXELS = 600_000_000
+#: frames x width x height in pixels, at most (about 325 frames of a 1280 x 720 slide): a GIF keeps
+#: one byte per pixel of every frame while it is written, so this bounds its memory (300 MB).
+MAX_ANIMATION_PIXELS = 300_000_000
 #: A panel is at least this wide (inches), as in the paper layout.
 PANEL_INCHES = 1.3
 #: Room for the step counter above the legend, inches.
@@ -437,22 +439,35 @@ def _gradient_panel(ax, grads: np.ndarray, d: np.ndarray, params: dict, group, s
 # -- frames and files -----------------------------------------------------------------------------
 
 
-def frames_rgb(anim: Animation):
-    """Each frame as a (H, W, 3) uint8 array: the background is rendered once, then every frame
-    restores it and draws only the moving artists."""
-    canvas = FigureCanvasAgg(anim.fig)
-    moving = anim.moving()
-    for artist in moving:
-        artist.set_animated(True)
-    canvas.draw()
-    background = canvas.copy_from_bbox(anim.fig.bbox)
-    for k in range(len(anim.frame_steps)):
-        anim.show(k)
-        canvas.restore_region(background)
-        for artist in moving:
+class FrameRenderer:
+    """Frames of an animation as (H, W, 3) uint8 arrays: the background (everything but the moving
+    artists) is rendered once here; ``frame(k)`` restores it and draws only the moving artists."""
+
+    def __init__(self, anim: Animation) -> None:
+        self.anim = anim
+        self.canvas = FigureCanvasAgg(anim.fig)
+        self.moving = anim.moving()
+        for artist in self.moving:
+            artist.set_animated(True)
+        self.canvas.draw()
+        self.background = self.canvas.copy_from_bbox(anim.fig.bbox)
+
+    def __len__(self) -> int:
+        return len(self.anim.frame_steps)
+
+    def frame(self, k: int) -> np.ndarray:
+        self.anim.show(k)
+        self.canvas.restore_region(self.background)
+        for artist in self.moving:
             if artist.get_visible():
-                anim.fig.draw_artist(artist)
-        yield np.asarray(canvas.buffer_rgba())[..., :3].copy()
+                self.anim.fig.draw_artist(artist)
+        return np.asarray(self.canvas.buffer_rgba())[..., :3].copy()
+
+
+def frames_rgb(anim: Animation):
+    """Every frame in order (see ``FrameRenderer``)."""
+    renderer = FrameRenderer(anim)
+    return (renderer.frame(k) for k in range(len(renderer)))
 
 
 def render_animation(result: Result, spec: FigureSpec, fmt: str) -> bytes:
@@ -465,21 +480,27 @@ def render_animation(result: Result, spec: FigureSpec, fmt: str) -> bytes:
     if fmt == "mp4":
         ffmpeg = ffmpeg_path()
     with rc_context(RC):
-        anim = build(result, spec)
-        frames = frames_rgb(anim)
+        renderer = FrameRenderer(build(result, spec))
+        frames = (renderer.frame(k) for k in range(len(renderer)))
         if fmt == "gif":
-            return write_gif(frames, spec.fps, comment)
+            palette = gif_palette([renderer.frame(0), renderer.frame(len(renderer) - 1)])
+            return write_gif(frames, spec.fps, comment, palette)
         return write_mp4(frames, spec.fps, comment, ffmpeg)
 
 
-def write_gif(frames, fps: int, comment: str) -> bytes:
-    """A looping GIF of ``frames`` (iterable of (H, W, 3) uint8) at ``fps``, with one comment
-    extension. One 255-colour palette (median cut over the first and last frames) for all frames,
-    no dithering, so unchanged pixels stay identical and Pillow stores only each frame's changes."""
-    frames = list(frames)
-    palette = Image.fromarray(np.concatenate([frames[0], frames[-1]], axis=0)).quantize(
+def gif_palette(samples: list[np.ndarray]) -> Image.Image:
+    """One 255-colour palette (median cut, no dithering) for every frame, taken from ``samples``
+    (the first and last frames: the last holds every path and curve)."""
+    return Image.fromarray(np.concatenate(samples, axis=0)).quantize(
         colors=255, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
     )
+
+
+def write_gif(frames, fps: int, comment: str, palette: Image.Image) -> bytes:
+    """A looping GIF of ``frames`` (iterable of (H, W, 3) uint8) at ``fps``, with one comment
+    extension. Each frame is mapped to ``palette`` as it comes (one byte per pixel is kept, not
+    three) without dithering, so unchanged pixels stay identical and Pillow stores only each
+    frame's changes."""
     images = [Image.fromarray(f).quantize(palette=palette, dither=Image.Dither.NONE) for f in frames]
     out = io.BytesIO()
     images[0].save(
