@@ -6,6 +6,8 @@ Where each is stored (both as JSON text):
     PDF     Info dictionary /Keywords             Info dictionary /Subject
     SVG     <metadata> dc:description             <metadata> dc:subject, item "toyopt-figure:{...}"
     PNG     tEXt chunk "toyopt-config"            tEXt chunk "toyopt-figure"
+    GIF     comment extension, line "toyopt-config:{...}", line "toyopt-figure:{...}"
+    MP4     moov/udta/meta/ilst "\xa9cmt" (ffmpeg ``-metadata comment=``), the same two lines
 
 Dates are left out (PDF CreationDate None, SVG Date None; PNG has none), so the same figure gives
 the same bytes. Reading a file is one function per format (``READERS``), each returning the two
@@ -18,6 +20,7 @@ texts and reading only where its format keeps them, with bounded memory:
   <metadata>, with the texts capped at MAX_TEXT_BYTES.
 * PNG: the chunks are walked with Pillow's chunk reader (checksums checked), and only the two
   toyopt text chunks are read and inflated, together at most MAX_TEXT_BYTES.
+* GIF, MP4: the blocks (boxes) are walked to the comment, which may hold MAX_TEXT_BYTES.
 
 Nothing is evaluated.
 """
@@ -61,14 +64,24 @@ def savefig_metadata(fmt: str, config_json: str, figure_json: str) -> dict:
     raise ValueError(f"format must be one of pdf, svg, png, got {fmt!r}")
 
 
+def animation_comment(config_json: str, figure_json: str) -> str:
+    """The comment an animation (GIF, MP4) carries: two lines, "toyopt-config:" + the Config's
+    JSON and "toyopt-figure:" + the FigureSpec's (compact JSON holds no newline)."""
+    return f"{CONFIG_KEY}:{config_json}\n{FIGURE_KEY}:{figure_json}"
+
+
 def detect_format(data: bytes) -> str:
     if data.startswith(b"%PDF-"):
         return "pdf"
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
         return "png"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "gif"
+    if data[4:8] == b"ftyp":
+        return "mp4"
     if b"<svg" in data[:4096]:
         return "svg"
-    raise ValueError("not a PDF, SVG or PNG file")
+    raise ValueError("not a PDF, SVG or PNG file (nor a GIF or MP4 animation)")
 
 
 def read_embedded(data: bytes) -> tuple[Config, FigureSpec | None]:
@@ -331,5 +344,97 @@ def _read_png(data: bytes) -> tuple[str | None, str | None]:
     return text.get(CONFIG_KEY), text.get(FIGURE_KEY)
 
 
+# -- GIF and MP4 (animations) ---------------------------------------------------------------------
+
+
+def _comment_parts(comment: str | None) -> tuple[str | None, str | None]:
+    """(config, figure) JSON texts of an ``animation_comment``."""
+    if comment is not None and len(comment) > MAX_TEXT_BYTES:
+        raise _too_long("animation comment")
+    found: dict[str, str] = {}
+    for line in (comment or "").split("\n"):
+        key, sep, text = line.partition(":")
+        if sep and key in (CONFIG_KEY, FIGURE_KEY):
+            found[key] = text
+    return found.get(CONFIG_KEY), found.get(FIGURE_KEY)
+
+
+def _gif_subblocks(data: bytes, pos: int) -> tuple[bytes, int]:
+    """The joined data sub-blocks starting at ``pos`` and the position after their terminator."""
+    out = bytearray()
+    while True:
+        size = data[pos]
+        if size == 0:
+            return bytes(out), pos + 1
+        if pos + 1 + size > len(data):
+            raise ValueError("truncated GIF block")
+        out += data[pos + 1 : pos + 1 + size]
+        pos += 1 + size
+
+
+def gif_comments(data: bytes) -> list[str]:
+    """The texts of every comment extension of a GIF file, in order (blocks are walked, not decoded)."""
+    flags = data[10]
+    pos = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)  # header, screen, global colours
+    comments = []
+    while pos < len(data):
+        kind = data[pos]
+        if kind == 0x3B:  # trailer
+            break
+        if kind == 0x21:  # extension: label, then sub-blocks
+            label = data[pos + 1]
+            block, pos = _gif_subblocks(data, pos + 2)
+            if label == 0xFE:
+                comments.append(block.decode("utf-8", errors="replace"))
+        elif kind == 0x2C:  # image: descriptor, local colours, LZW code size, sub-blocks
+            flags = data[pos + 9]
+            pos += 10 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0) + 1
+            _, pos = _gif_subblocks(data, pos)
+        else:
+            raise ValueError(f"unknown GIF block 0x{kind:02x}")
+    return comments
+
+
+def _read_gif(data: bytes) -> tuple[str | None, str | None]:
+    for comment in gif_comments(data):
+        found = _comment_parts(comment)
+        if found[0] is not None:
+            return found
+    return None, None
+
+
+#: The MP4 boxes that lead to the comment: (box type, bytes of header fields to skip inside it).
+_MP4_COMMENT_PATH = ((b"moov", 0), (b"udta", 0), (b"meta", 4), (b"ilst", 0), (b"\xa9cmt", 0), (b"data", 8))
+
+
+def mp4_boxes(data: bytes, start: int, end: int):
+    """(type, payload start, payload end) of the ISO-BMFF boxes between ``start`` and ``end``."""
+    pos = start
+    while pos + 8 <= end:
+        size, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        header = 8
+        if size == 1:  # 64-bit size after the type
+            size = struct.unpack(">Q", data[pos + 8 : pos + 16])[0]
+            header = 16
+        elif size == 0:  # to the end of the enclosing box
+            size = end - pos
+        if size < header or pos + size > end:
+            raise ValueError("malformed MP4 box")
+        yield kind, pos + header, pos + size
+        pos += size
+
+
+def _read_mp4(data: bytes) -> tuple[str | None, str | None]:
+    start, end = 0, len(data)
+    for kind, skip in _MP4_COMMENT_PATH:
+        for found, payload, stop in mp4_boxes(data, start, end):
+            if found == kind:
+                start, end = payload + skip, stop
+                break
+        else:
+            return None, None
+    return _comment_parts(data[start:end].decode("utf-8", errors="replace"))
+
+
 #: One reader per format: bytes -> (config text, figure text), None where absent.
-READERS = {"pdf": _read_pdf, "svg": _read_svg, "png": _read_png}
+READERS = {"pdf": _read_pdf, "svg": _read_svg, "png": _read_png, "gif": _read_gif, "mp4": _read_mp4}
