@@ -282,11 +282,11 @@ PNG_KEYS = (CONFIG_KEY, FIGURE_KEY)
 
 
 def png_chunks(data: bytes):
-    """(type, payload) of every chunk of a PNG file up to IEND, in order, their checksums checked
-    (Pillow's chunk reader); SyntaxError for a broken file."""
+    """(type, payload) of every chunk of a PNG file up to IEND (or the end of the data), in order,
+    their checksums checked (Pillow's chunk reader); SyntaxError for a broken chunk."""
     stream = PngImagePlugin.ChunkStream(io.BytesIO(data))
     stream.fp.seek(8)
-    while True:
+    while stream.fp.tell() < len(data):  # a file cut after a whole chunk ends there
         kind, _, length = stream.read()
         payload = stream.fp.read(length)
         if len(payload) != length:
