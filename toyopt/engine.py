@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import geometry
+from . import budget, geometry
 from .config import Config
 from .methods import draw_random, get_method, lane_params
 from .methods.base import StepInput
@@ -99,7 +99,8 @@ class Result:
     def outcome(self, lane: int) -> str:
         """global_min | pareto | other | diverged, judged at the final state with the config's
         tolerance (a run that reaches the minimum is also on the Pareto set: it counts as the
-        minimum)."""
+        minimum). Diverged: stopped on a non-finite value, or ended far outside the problem's box
+        (``geometry.escaped``)."""
         if self.stop_reason[lane] not in ("completed", "early_stop"):
             return "diverged"
         return self.final_class[lane]
@@ -353,6 +354,7 @@ def run(config: Config, progress: Callable[[float], Any] | None = None, chunk: i
     every step).
     """
     config = config.validated()
+    budget.check(config)
     started = time.perf_counter()
     built = _build(config)
     notices: list[str] = []
@@ -713,6 +715,7 @@ def _assemble(built: _Run, book: _Book, seconds: float, backend: str, notices: t
     near_par = built.pareto_distance.within(x, tol)
     first_min = torch.where((book.first_min < 0) & near_min & ~stopped, book.steps_run, book.first_min)
     first_par = torch.where((book.first_par < 0) & near_par & ~stopped, book.steps_run, book.first_par)
+    far = geometry.escaped(built.problem.box, x.to(torch.float64).numpy())
     nan_d = torch.full((1, B, D), float("nan"), dtype=dtype)
     nan_w = torch.full((1, B, K), float("nan"), dtype=dtype)
     codes = {0: "early_stop" if book.early else "completed", 1: "nonfinite_loss", 2: "nonfinite_direction"}
@@ -743,7 +746,7 @@ def _assemble(built: _Run, book: _Book, seconds: float, backend: str, notices: t
         seconds=seconds,
         flag_help=built.flag_help,
         final_class=[
-            "global_min" if bool(near_min[i]) else "pareto" if bool(near_par[i]) else "other"
+            "diverged" if far[i] else "global_min" if near_min[i] else "pareto" if near_par[i] else "other"
             for i in range(B)
         ],
         backend=backend,
