@@ -95,3 +95,19 @@ def _preset_cases():
 def test_every_preset_method_and_start_compiled_equals_eager(setup, method):
     config = get_setup(setup).config(methods=[method], steps=COMPARE_STEPS, record_every=COMPARE_STEPS // 10)
     assert_same_run(run(replace(config, backend="compiled")), run(config))
+
+
+def test_warmup_without_a_compiler_says_so_in_one_line(monkeypatch, capsys):
+    from toyopt.cli import main, warmup
+
+    monkeypatch.setattr(warmup, "compiler_missing", lambda: "no C++ compiler found")
+    assert main(["warmup", "--method", "ls"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["toyopt: no C++ compiler found; nothing to warm up"]
+
+
+def test_warmup_refuses_an_unknown_method(capsys):
+    from toyopt.cli import main
+
+    assert main(["warmup", "--method", "nope"]) == 2
+    assert "unknown method 'nope'" in capsys.readouterr().err
