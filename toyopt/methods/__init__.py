@@ -10,7 +10,7 @@ import pkgutil
 
 import torch
 
-from .base import EMPTY, MethodOutput, MethodSpec, ParamSpec, RandomNeed, StepInput
+from .base import EMPTY, MethodOutput, MethodSpec, ParamSpec, RandomNeed, ReferenceCase, StepInput
 
 
 def _discover() -> dict[str, MethodSpec]:
@@ -106,6 +106,7 @@ __all__ = [
     "MethodSpec",
     "ParamSpec",
     "RandomNeed",
+    "ReferenceCase",
     "StepInput",
     "get_method",
     "step_once",

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 
 from ._common import combine, gram
-from .base import EMPTY, MethodOutput, MethodSpec, ParamSpec, StepInput
+from .base import EMPTY, MethodOutput, MethodSpec, ParamSpec, ReferenceCase, StepInput
 
 EPS32 = torch.finfo(torch.float32).eps
 
@@ -88,4 +88,19 @@ SPEC = MethodSpec(
         "others are aligned",
     },
     guarantees=frozenset({"permutation_invariant"}),
+    references=(
+        ReferenceCase(
+            grads=((1.0, 0.0), (-0.5, 1.0)),
+            direction=(0.5680982812227503, 0.9468304687045838),
+            weights=(1.0415135155750423, 0.9468304687045839),
+            derivation="SVD G = U S W^T: aligned gradients s_min U W^T, summed",
+        ),
+        ReferenceCase(
+            grads=((1.0, 0.0, 0.0), (-0.5, 1.0, 0.0), (0.2, -0.6, 0.8)),
+            direction=(0.16051197356478636, 0.1724145192246696, 0.2605049525985833),
+            weights=(0.2792823522519442, 0.36779323367360717, 0.3256311907482291),
+            derivation="SVD G = U S W^T: aligned gradients s_min U W^T, averaged",
+            params={"preference": "uniform"},
+        ),
+    ),
 )

@@ -128,6 +128,53 @@ class MethodOutput(NamedTuple):
     flags: dict[str, Tensor]  # name -> (B,) bool: which guard or solver event fired
 
 
+@dataclass(frozen=True)
+class ReferenceCase:
+    """A worked example of a method: from given inputs, the direction and weights it must return,
+    derived independently of its code (a closed form, a brute-force search, or the reference
+    implementation's algorithm). ``derivation`` says how; tests/methods/independent.py recomputes
+    each built-in method's cases that way, and the shared suite checks ``step`` against them.
+
+    ``grads`` (K rows of D numbers) are the gradients at every step. The method runs ``steps`` steps
+    from its initial state and the expected values are the last step's; ``losses`` holds one loss
+    vector per step (empty for methods that never read losses), ``lower_bounds`` one vector for all
+    steps, ``random`` the numbers the engine would draw (the same at every step). ``tolerance`` is
+    the largest absolute error allowed on any entry of the direction and of the weights.
+    """
+
+    grads: tuple[tuple[float, ...], ...]
+    direction: tuple[float, ...]
+    weights: tuple[float, ...]
+    derivation: str
+    params: dict[str, Any] = field(default_factory=dict)
+    steps: int = 1
+    losses: tuple[tuple[float, ...], ...] = ()
+    lower_bounds: tuple[float, ...] | None = None
+    random: tuple[float, ...] | None = None
+    tolerance: float = 1e-12
+
+    def __post_init__(self) -> None:
+        K, D = len(self.grads), len(self.grads[0])
+        if len(self.direction) != D or len(self.weights) != K or not self.derivation:
+            raise ValueError("ReferenceCase: direction needs D entries, weights K, and a derivation")
+        if self.losses and (len(self.losses) != self.steps or self.lower_bounds is None):
+            raise ValueError("ReferenceCase: losses needs one vector per step and lower_bounds")
+
+    def to_json(self) -> dict:
+        return {
+            "grads": [list(g) for g in self.grads],
+            "params": dict(self.params),
+            "steps": self.steps,
+            "losses": [list(loss) for loss in self.losses],
+            "lower_bounds": None if self.lower_bounds is None else list(self.lower_bounds),
+            "random": None if self.random is None else list(self.random),
+            "direction": list(self.direction),
+            "weights": list(self.weights),
+            "tolerance": self.tolerance,
+            "derivation": self.derivation,
+        }
+
+
 class Empty(NamedTuple):
     """State of a stateless method."""
 
@@ -144,6 +191,7 @@ class MethodSpec:
     ``guarantees`` names properties the shared test suite checks for this method:
     "non_conflicting" (<g_i, d> >= 0 for every i), "in_ball", "in_cone", "min_norm",
     "permutation_invariant", "norm_g0" (||d|| = ||g0||).
+    ``references`` are the method's worked examples (at least one; see :class:`ReferenceCase`).
     """
 
     name: str
@@ -158,6 +206,7 @@ class MethodSpec:
     guarantees: frozenset[str] = frozenset()
     weights_note: str = "direction = sum_i weights_i * g_i"
     summary: str = ""
+    references: tuple[ReferenceCase, ...] = ()
 
     @property
     def stateful(self) -> bool:
@@ -196,4 +245,5 @@ class MethodSpec:
             "params": [p.to_json() for p in self.params],
             "flags": dict(self.flags),
             "guarantees": sorted(self.guarantees),
+            "references": [case.to_json() for case in self.references],
         }

@@ -34,7 +34,7 @@ from __future__ import annotations
 import torch
 
 from ._common import combine, gram, quad, uniform
-from .base import EMPTY, MethodOutput, MethodSpec, ParamSpec, StepInput, Tensor
+from .base import EMPTY, MethodOutput, MethodSpec, ParamSpec, ReferenceCase, StepInput, Tensor
 
 
 def segment_minimizer(slope: Tensor, rho: Tensor, A: Tensor, B: Tensor, C: Tensor, gmax: Tensor) -> Tensor:
@@ -198,4 +198,40 @@ SPEC = MethodSpec(
         "solver_not_converged": "K > 2: Frank-Wolfe duality gap above 1e-6 (relative to max ||g_i||^2)",
     },
     guarantees=frozenset({"in_ball"}),
+    references=(
+        ReferenceCase(
+            grads=((1.0, 0.0), (-0.5, 1.0)),
+            direction=(0.45788941684435885, 0.686834125266538),
+            weights=(0.801306479477628, 0.6868341252665379),
+            derivation="max of min_i <g_i, d> on the circle ||d - g0|| = c ||g0|| by angle search",
+            params={"c": 0.5, "rescale": "none"},
+            tolerance=1e-09,
+        ),
+        ReferenceCase(
+            grads=((1.0, 0.0), (-0.5, 1.0)),
+            direction=(0.30525961122957257, 0.45788941684435863),
+            weights=(0.5342043196517521, 0.4578894168443587),
+            derivation="the same angle search, divided by 1 + c",
+            params={"c": 0.5, "rescale": "1+c"},
+            tolerance=1e-09,
+        ),
+        ReferenceCase(
+            grads=((1.0, 0.0), (-0.5, 1.0)),
+            direction=(0.36631153347548706, 0.5494673002132304),
+            weights=(0.6410451835821024, 0.5494673002132305),
+            derivation="the same angle search, divided by 1 + c^2",
+            params={"c": 0.5, "rescale": "1+c^2"},
+            tolerance=1e-09,
+        ),
+        ReferenceCase(
+            grads=((3.0, 0.0), (-0.5, 0.4)),
+            direction=(0.7557495212859306, 0.5954003847885245),
+            weights=(0.5000000007571955, 1.4885009619713117),
+            derivation=(
+                "max of min_i <g_i, d> on the circle ||d - g0|| = c ||g0|| by angle search (one task active)"
+            ),
+            params={"c": 0.5, "rescale": "none"},
+            tolerance=1e-08,
+        ),
+    ),
 )

@@ -45,7 +45,7 @@ import math
 import torch
 
 from ._common import combine, gram, mgda_two_task, uniform
-from .base import EMPTY, MethodOutput, MethodSpec, ParamSpec, StepInput, Tensor
+from .base import EMPTY, MethodOutput, MethodSpec, ParamSpec, ReferenceCase, StepInput, Tensor
 from .cagrad import minimize_linear_plus_norm
 
 SCHEDULES = ("constant", "linear", "cosine")
@@ -269,4 +269,25 @@ SPEC = MethodSpec(
     },
     guarantees=frozenset({"in_cone", "norm_g0"}),
     weights_note="direction = sum_i weights_i * g_i, except at tie_break (d then leaves span{g_i})",
+    references=(
+        ReferenceCase(
+            grads=((1.0, 0.0), (-0.5, 1.0)),
+            direction=(0.3100868364730212, 0.4651302547095317),
+            weights=(0.5426519638277871, 0.4651302547095317),
+            derivation=(
+                "max of min_i <g_i, d> over ||d|| = ||g0|| within arccos(c) of g0, by angle search: the "
+                "MGDA direction, inside the cone"
+            ),
+            params={"c": 0.5},
+            tolerance=1e-09,
+        ),
+        ReferenceCase(
+            grads=((3.0, 0.0), (-0.5, 0.4)),
+            direction=(0.45179491924311316, 1.182531754730548),
+            weights=(0.6433198708854329, 2.9563293868263703),
+            derivation="the same angle search where the cone constraint is active",
+            params={"c": 0.5},
+            tolerance=1e-09,
+        ),
+    ),
 )

@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 
 from ._common import combine, gram
-from .base import EMPTY, MethodOutput, MethodSpec, ParamSpec, StepInput
+from .base import EMPTY, MethodOutput, MethodSpec, ParamSpec, ReferenceCase, StepInput
 
 
 def deconflicted_coefficients(g: torch.Tensor, project_when: str) -> torch.Tensor:
@@ -132,4 +132,19 @@ SPEC = MethodSpec(
         "zero_improvement": "alpha != 0 and some task has R_i = 0: r_i was floored at 1e-12 before the power",
     },
     guarantees=frozenset({"non_conflicting", "permutation_invariant"}),
+    references=(
+        ReferenceCase(
+            grads=((1.0, 0.0), (-0.5, 1.0)),
+            direction=(0.8, 1.4),
+            weights=(1.5000000000000004, 1.4),
+            derivation="each gradient minus its least-squares projection onto the other's span, summed",
+        ),
+        ReferenceCase(
+            grads=((1.0, 0.0, 0.0), (-0.5, 1.0, 0.0), (0.2, -0.6, 0.8)),
+            direction=(0.7901234567901235, 1.0350617283950614, 1.3787654320987657),
+            weights=(1.4800000000000009, 2.0691358024691366, 1.723456790123457),
+            derivation="each gradient minus its least-squares projection onto the others' span, summed",
+            params={"project_when": "always"},
+        ),
+    ),
 )

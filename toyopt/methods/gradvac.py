@@ -30,7 +30,7 @@ from typing import NamedTuple
 import torch
 
 from ._common import TWO_TASK_ORDER, gram, permutations_from_uniform
-from .base import EPS, MethodOutput, MethodSpec, ParamSpec, RandomNeed, StepInput, Tensor
+from .base import EPS, MethodOutput, MethodSpec, ParamSpec, RandomNeed, ReferenceCase, StepInput, Tensor
 
 #: Smallest sqrt(1 - phihat^2) used as a divisor.
 MIN_SINE = 1e-4
@@ -117,4 +117,13 @@ SPEC = MethodSpec(
         "zero_gradient_skipped": "a pair had a gradient of norm <= 1e-8 x the largest: no cosine, skipped",
         "degenerate_target": "a correction used a target with sqrt(1 - phihat^2) < 1e-4 (clamped)",
     },
+    references=(
+        ReferenceCase(
+            grads=((1.0, 0.0), (-0.5, 1.0)),
+            direction=(0.6623505596776629, 1.2164674129035506),
+            weights=(1.2705842661294384, 1.2164674129035506),
+            derivation="the paper's vector update twice (targets 0, then the EMA of the first cosines)",
+            steps=2,
+        ),
+    ),
 )

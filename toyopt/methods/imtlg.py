@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 
 from ._common import combine, gram
-from .base import EMPTY, MethodOutput, MethodSpec, StepInput
+from .base import EMPTY, MethodOutput, MethodSpec, ReferenceCase, StepInput
 
 
 def step(inp: StepInput, state, params) -> MethodOutput:
@@ -76,4 +76,18 @@ SPEC = MethodSpec(
         "negative_projection": "K > 2: the common projection <d, g_i^> is negative (d increases every loss)",
     },
     guarantees=frozenset({"permutation_invariant"}),
+    references=(
+        ReferenceCase(
+            grads=((1.0, 0.0), (-0.5, 1.0)),
+            direction=(0.2917960675006309, 0.4721359549995794),
+            weights=(0.5278640450004206, 0.4721359549995794),
+            derivation="the linear system sum beta = 1, <d, g1/||g1||> = <d, g2/||g2||>",
+        ),
+        ReferenceCase(
+            grads=((1.0, 0.0, 0.0), (-0.5, 1.0, 0.0), (0.2, -0.6, 0.8)),
+            direction=(0.12219864540267426, 0.19772156164072305, 0.27351482924058407),
+            weights=(0.2552487798781088, 0.4028576835711611, 0.34189353655073007),
+            derivation="the linear system sum beta = 1, equal <d, g_i/||g_i||>",
+        ),
+    ),
 )

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from ._common import combine, conflicting_beyond_rounding, gram, mgda_two_task, quad, uniform
-from .base import EMPTY, EPS, MethodOutput, MethodSpec, ParamSpec, StepInput
+from .base import EMPTY, EPS, MethodOutput, MethodSpec, ParamSpec, ReferenceCase, StepInput
 
 
 def min_norm_weights(gram_: torch.Tensor, iters: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,4 +80,20 @@ SPEC = MethodSpec(
         "conflicts with a task beyond rounding",
     },
     guarantees=frozenset({"non_conflicting", "min_norm", "permutation_invariant"}),
+    references=(
+        ReferenceCase(
+            grads=((1.0, 0.0), (-0.5, 1.0)),
+            direction=(0.3076923076923078, 0.46153846153846145),
+            weights=(0.5384615384615385, 0.46153846153846145),
+            derivation="min-norm point of the segment [g1, g2]: w = (7/13, 6/13), d = (4/13, 6/13)",
+        ),
+        ReferenceCase(
+            grads=((1.0, 0.0, 0.0), (-0.5, 1.0, 0.0), (0.2, -0.6, 0.8)),
+            direction=(0.12877263581488765, 0.19315895372233322, 0.2736418511066413),
+            weights=(0.2595573440643844, 0.39839034205231416, 0.3420523138833016),
+            derivation="min-norm point of the triangle conv{g1, g2, g3} by enumerating its faces",
+            params={"fw_iters": 1000},
+            tolerance=1e-09,
+        ),
+    ),
 )

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from ._common import combine, gram, quad, uniform
-from .base import EMPTY, EPS, MethodOutput, MethodSpec, ParamSpec, StepInput
+from .base import EMPTY, EPS, MethodOutput, MethodSpec, ParamSpec, ReferenceCase, StepInput
 
 
 def step(inp: StepInput, state, params) -> MethodOutput:
@@ -62,4 +62,22 @@ SPEC = MethodSpec(
         "solver_not_converged": "the duality gap ||d||^2 - min_i <g_i, d> is above 1e-3 max ||g_i||^2",
     },
     guarantees=frozenset({"permutation_invariant"}),
+    references=(
+        ReferenceCase(
+            grads=((1.0, 0.0), (-0.5, 1.0)),
+            direction=(0.4375, 0.375),
+            weights=(0.625, 0.375),
+            derivation=(
+                "the blog's iteration on u by hand: u = g0, then the argmin task is 1, 2, 1: w = (5/8, 3/8)"
+            ),
+            params={"iterations": 3},
+        ),
+        ReferenceCase(
+            grads=((1.0, 0.0, 0.0), (-0.5, 1.0, 0.0), (0.2, -0.6, 0.8)),
+            direction=(0.14166666666666666, 0.24166666666666664, 0.23333333333333334),
+            weights=(0.29166666666666663, 0.41666666666666663, 0.29166666666666663),
+            derivation="the blog's iteration u_{k+1} = (k u_k + g_tau) / (k + 1) run on the vectors",
+            params={"iterations": 7},
+        ),
+    ),
 )

@@ -40,7 +40,7 @@ from typing import NamedTuple
 import torch
 
 from ._common import gram, negligible
-from .base import MethodOutput, MethodSpec, ParamSpec, StepInput, Tensor
+from .base import MethodOutput, MethodSpec, ParamSpec, ReferenceCase, StepInput, Tensor
 
 
 class State(NamedTuple):
@@ -146,4 +146,18 @@ SPEC = MethodSpec(
         "point, where no solution exists); d = 0, previous alpha kept",
     },
     guarantees=frozenset({"non_conflicting", "permutation_invariant"}),
+    references=(
+        ReferenceCase(
+            grads=((1.0, 0.0), (-0.5, 1.0)),
+            direction=(0.7434960689203691, 1.2030019100150913),
+            weights=(1.3449970239279148, 1.2030019100150913),
+            derivation="Newton's method on alpha_i <g_i, sum_j alpha_j g_j> = 1",
+        ),
+        ReferenceCase(
+            grads=((1.0, 0.0, 0.0), (-0.5, 1.0, 0.0), (0.2, -0.6, 0.8)),
+            direction=(0.7395005068832865, 0.9061497340684352, 1.2775099450756016),
+            weights=(1.3522641170519543, 1.8642821928751363, 1.5968874313445018),
+            derivation="Newton's method on alpha_i <g_i, sum_j alpha_j g_j> = 1",
+        ),
+    ),
 )

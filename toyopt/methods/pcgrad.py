@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 
 from ._common import TWO_TASK_ORDER, gram, negligible, permutations_from_uniform
-from .base import EMPTY, MethodOutput, MethodSpec, ParamSpec, RandomNeed, StepInput
+from .base import EMPTY, MethodOutput, MethodSpec, ParamSpec, RandomNeed, ReferenceCase, StepInput
 
 
 def projection_coefficients(gram_: torch.Tensor, order: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -85,4 +85,22 @@ SPEC = MethodSpec(
     flags={
         "zero_gradient_skipped": "a conflicting gradient had norm <= 1e-8 x the largest: not projected on"
     },
+    references=(
+        ReferenceCase(
+            grads=((1.0, 0.0), (-0.5, 1.0)),
+            direction=(0.8, 1.4),
+            weights=(1.5000000000000004, 1.4),
+            derivation="the paper's loop on the vectors: g1 and g2 each lose their component along the other",
+        ),
+        ReferenceCase(
+            grads=((1.0, 0.0, 0.0), (-0.5, 1.0, 0.0), (0.2, -0.6, 0.8)),
+            direction=(0.7200000000000001, 0.9561538461538462, 1.3384615384615386),
+            weights=(1.3653846153846163, 1.9600000000000006, 1.673076923076923),
+            derivation=(
+                "the paper's loop on the vectors, task orders argsort of the random rows: (0, 2, 1), (1, "
+                "2, 0), (0, 1, 2)"
+            ),
+            random=(0.1, 0.9, 0.5, 0.7, 0.2, 0.4, 0.3, 0.6, 0.8),
+        ),
+    ),
 )

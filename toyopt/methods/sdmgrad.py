@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 
 from ._common import combine, gram, uniform
-from .base import EMPTY, EPS, MethodOutput, MethodSpec, ParamSpec, StepInput, Tensor
+from .base import EMPTY, EPS, MethodOutput, MethodSpec, ParamSpec, ReferenceCase, StepInput, Tensor
 
 
 def project_simplex(v: Tensor) -> Tensor:
@@ -119,4 +119,13 @@ SPEC = MethodSpec(
         "mean squared gradient norm)",
     },
     guarantees=frozenset({"permutation_invariant"}),
+    references=(
+        ReferenceCase(
+            grads=((1.0, 0.0), (-0.5, 1.0)),
+            direction=(0.30769230769230776, 0.4615384615384615),
+            weights=(0.5384615384615387, 0.4615384615384615),
+            derivation="min on the segment of ||g_w + 0.3 g0||^2 (a 1-D quadratic); d = (g_w + 0.3 g0) / 1.3",
+            params={"lmbda": 0.3},
+        ),
+    ),
 )

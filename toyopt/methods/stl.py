@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from ._common import combine
-from .base import EMPTY, MethodOutput, MethodSpec, ParamSpec, StepInput
+from .base import EMPTY, MethodOutput, MethodSpec, ParamSpec, ReferenceCase, StepInput
 
 
 def step(inp: StepInput, state, params) -> MethodOutput:
@@ -38,4 +38,13 @@ SPEC = MethodSpec(
     ),
     needs=frozenset(),
     flags={"task_out_of_range": "the chosen task index is >= the number of tasks: d = 0"},
+    references=(
+        ReferenceCase(
+            grads=((1.0, 0.0), (-0.5, 1.0)),
+            direction=(-0.5, 1.0),
+            weights=(0.0, 1.0),
+            derivation="closed form: d = g2",
+            params={"task": 1},
+        ),
+    ),
 )

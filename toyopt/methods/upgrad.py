@@ -30,7 +30,7 @@ from __future__ import annotations
 import torch
 
 from ._common import combine, conflicting_beyond_rounding, gram
-from .base import EMPTY, MethodOutput, MethodSpec, ParamSpec, StepInput, Tensor
+from .base import EMPTY, MethodOutput, MethodSpec, ParamSpec, ReferenceCase, StepInput, Tensor
 
 #: Largest K solved exactly by enumerating the free sets (2^K linear systems per QP).
 MAX_ENUMERATED = 6
@@ -179,4 +179,23 @@ SPEC = MethodSpec(
         "conflicts with a task beyond rounding (ill-conditioned Gram)",
     },
     guarantees=frozenset({"non_conflicting", "permutation_invariant"}),
+    references=(
+        ReferenceCase(
+            grads=((1.0, 0.0), (-0.5, 1.0)),
+            direction=(0.4, 0.7),
+            weights=(0.7500000000000002, 0.7),
+            derivation=(
+                "mean of the projections of g1, g2 onto the dual cone, by enumerating active constraints "
+                "(= PCGrad, mean)"
+            ),
+        ),
+        ReferenceCase(
+            grads=((1.0, 0.0, 0.0), (-0.5, 1.0, 0.0), (0.2, -0.6, 0.8)),
+            direction=(0.26337448559670773, 0.34502057613168735, 0.45958847736625524),
+            weights=(0.49333333333333357, 0.6897119341563791, 0.5744855967078191),
+            derivation=(
+                "mean of the projections of g1, g2, g3 onto the dual cone, by enumerating active constraints"
+            ),
+        ),
+    ),
 )
