@@ -65,6 +65,13 @@ def test_every_method_declares_a_reference_case():
     assert not missing, f"methods without a worked example (MethodSpec.references): {missing}"
 
 
+def test_cases_give_losses_exactly_to_methods_that_read_them():
+    """A method that does not read losses runs its cases with losses None, so a case also checks
+    that ``reads_losses`` is not understated."""
+    for name, spec in METHODS.items():
+        assert all(bool(case.losses) == spec.reads_losses for case in spec.references), name
+
+
 @pytest.mark.parametrize(("name", "index"), CASES, ids=IDS)
 def test_step_reproduces_reference_case(name, index):
     spec = METHODS[name]

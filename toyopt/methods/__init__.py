@@ -10,6 +10,7 @@ import pkgutil
 
 import torch
 
+from ..validation import short_repr
 from .base import EMPTY, MethodOutput, MethodSpec, ParamSpec, RandomNeed, ReferenceCase, StepInput
 
 
@@ -91,10 +92,9 @@ def _is_seq(value) -> bool:
 
 
 def get_method(name: str) -> MethodSpec:
-    try:
-        return METHODS[name]
-    except KeyError:
-        raise ValueError(f"unknown method {name!r}; allowed: {sorted(METHODS)}") from None
+    if not isinstance(name, str) or name not in METHODS:
+        raise ValueError(f"unknown method {short_repr(name)}; allowed: {sorted(METHODS)}")
+    return METHODS[name]
 
 
 __all__ = [

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import torch
 
-from ._common import combine, gram
+from ._common import combine
+from ._gram import gram, scaled
 from .base import EMPTY, MethodOutput, MethodSpec, ParamSpec, ReferenceCase, StepInput
 
 EPS32 = torch.finfo(torch.float32).eps
@@ -32,9 +33,9 @@ def step(inp: StepInput, state, params) -> MethodOutput:
     B, K, _ = grads.shape
     dtype = grads.dtype
     fin = torch.finfo(dtype)
-    g = gram(grads)
-    scale = torch.diagonal(g, dim1=-2, dim2=-1).amax(-1).clamp_min(fin.tiny)
-    evals, evecs = torch.linalg.eigh(g / scale[:, None, None])
+    # Not the shared pseudo-inverse: the rank rule (eigenvalues above max K eps32) is LibMTL's own.
+    gn, _ = scaled(gram(grads))
+    evals, evecs = torch.linalg.eigh(gn)
     top = evals.amax(-1, keepdim=True)
     kept = evals > top.clamp_min(fin.tiny) * K * EPS32
     count = kept.sum(-1)

@@ -37,7 +37,8 @@ from __future__ import annotations
 
 import torch
 
-from ._common import combine, gram, quad, softmax, uniform
+from ._common import combine, softmax, uniform
+from ._gram import gram, norms, quad
 from .base import EMPTY, MethodOutput, MethodSpec, ParamSpec, ReferenceCase, StepInput
 from .conicgrad_exact import schedule_params, scheduled_c
 
@@ -55,15 +56,15 @@ def step(inp: StepInput, state, params) -> MethodOutput:
     ridge = params["ridge"].to(dtype)
 
     g = gram(grads)
-    diag = torch.diagonal(g, dim1=-2, dim2=-1)
+    n = norms(g)
     # SGD on the Gram divided by (mean_i ||g_i||)^2, as CAGrad's solver (without its absolute 1e-4).
-    norm_scale = diag.clamp_min(0.0).sqrt().mean(-1).square().clamp_min(fin.tiny)
+    norm_scale = n.mean(-1).square().clamp_min(fin.tiny)
     gn = g / norm_scale[:, None, None]
     u = uniform(grads)
     # ||g0|| from the vector itself: u^T Gamma u loses precision where the gradients nearly cancel.
     g0 = combine(u, grads)
     r = g0.norm(dim=-1)
-    size = diag.amax(-1).clamp_min(0.0).sqrt()
+    size = n.amax(-1)
     g0_zero = r <= 100 * fin.eps * size
     g0_sq = r.square() / norm_scale
     g0_sq_safe = torch.where(g0_zero, torch.ones_like(g0_sq), g0_sq)

@@ -92,7 +92,7 @@ SPEC = MethodSpec(
             choices=("lower_bound", "none"),
         ),
     ),
-    needs=frozenset({"losses"}),
+    reads_losses=True,
     flags={
         "nonpositive_ratio": "a window mean loss was <= 0: the loss ratio (and so the weights) is meaningless"
     },

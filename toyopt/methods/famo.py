@@ -104,7 +104,7 @@ SPEC = MethodSpec(
             high=1.0,
         ),
     ),
-    needs=frozenset({"losses"}),
+    reads_losses=True,
     flags={"loss_below_bound": "some l_i - l*_i <= 0: clamped to 0 (FAMO's log is undefined there)"},
     guarantees=frozenset({"permutation_invariant"}),
     references=(

@@ -15,7 +15,7 @@ g_ij is coordinate j of task i's gradient, k the leak (k = 1 passes every gradie
 s = 1/K (``reduction`` "mean", CAGrad code) or 1 ("sum": FAMO multiplies the mean by K).
 The code adds 1e-8 to sum_i |g_ij|; here a coordinate where every g_ij = 0 gets P_j = 1/2
 instead, so the rule does not depend on the gradients' scale. GradDrop is not a weighting of
-whole gradients (it depends on the coordinate system); see ``weights_note``.
+whole gradients (it depends on the coordinate system); see ``weights_note`` (``weights_exact`` is False).
 """
 
 from __future__ import annotations
@@ -69,8 +69,8 @@ SPEC = MethodSpec(
             choices=("mean", "sum"),
         ),
     ),
-    needs=frozenset({"gradients", "random"}),
     random=RandomNeed("uniform", lambda K, D: D),
+    weights_exact=False,
     weights_note=(
         "not a weighting: weights_i = s <kept_i, g_i> / ||g_i||^2, the share of g_i that survives "
         "(d = sum_i weights_i g_i only when each gradient is kept or dropped as a whole)"

@@ -98,7 +98,7 @@ SPEC = MethodSpec(
             unverified=True,
         ),
     ),
-    needs=frozenset({"gram", "losses"}),
+    reads_losses=True,
     flags={"loss_below_bound": "some l_i - l*_i <= 1e-8: clamped to 1e-8 (loss ratios need positive losses)"},
     guarantees=frozenset({"permutation_invariant"}),
     references=(

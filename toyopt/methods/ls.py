@@ -35,7 +35,6 @@ SPEC = MethodSpec(
             choices=("mean", "sum"),
         ),
     ),
-    needs=frozenset(),
     guarantees=frozenset({"permutation_invariant"}),
     references=(
         ReferenceCase(

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import torch
 
-from ._common import combine, conflicting_beyond_rounding, gram, mgda_two_task, quad, uniform
+from ._common import combine, conflicting_beyond_rounding, mgda_two_task, uniform
+from ._gram import gram, quad, scaled
 from .base import EMPTY, EPS, MethodOutput, MethodSpec, ParamSpec, ReferenceCase, StepInput
 
 
@@ -30,8 +31,7 @@ def min_norm_weights(gram_: torch.Tensor, iters: int) -> tuple[torch.Tensor, tor
     fin = torch.finfo(gram_.dtype)
     # The minimiser is invariant to scaling Gamma: solve on Gamma / max_i Gamma_ii so that the
     # tolerances below mean the same at gradient norms 1e-12 and 1e12.
-    scale = torch.diagonal(gram_, dim1=-2, dim2=-1).amax(-1).clamp_min(fin.tiny)
-    g = gram_ / scale.reshape(B, 1, 1)
+    g, _ = scaled(gram_)
     w = uniform(g)
     gap = torch.zeros(B, dtype=g.dtype)
     for _ in range(iters):

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import torch
 
-from ._common import combine, gram, quad, uniform
+from ._common import combine, uniform
+from ._gram import gram, largest_sq_norm, quad
 from .base import EMPTY, EPS, MethodOutput, MethodSpec, ParamSpec, ReferenceCase, StepInput
 
 
@@ -25,7 +26,7 @@ def step(inp: StepInput, state, params) -> MethodOutput:
     grads = inp.grads
     B, K, _ = grads.shape
     g = gram(grads)
-    scale = torch.diagonal(g, dim1=-2, dim2=-1).amax(-1).clamp_min(torch.finfo(grads.dtype).tiny)
+    scale = largest_sq_norm(g)
     w = uniform(grads)
     eye = torch.eye(K, dtype=grads.dtype)
     for k in range(1, params["iterations"] + 1):

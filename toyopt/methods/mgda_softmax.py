@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import torch
 
-from ._common import combine, gram, quad
+from ._common import combine
+from ._gram import gram, quad, scaled
 from .base import EMPTY, EPS, MethodOutput, MethodSpec, ParamSpec, ReferenceCase, StepInput
 
 
 def step(inp: StepInput, state, params) -> MethodOutput:
     grads = inp.grads
     B, K, _ = grads.shape
-    g = gram(grads)
-    scale = torch.diagonal(g, dim1=-2, dim2=-1).amax(-1).clamp_min(torch.finfo(grads.dtype).tiny)
-    gn = g / scale[:, None, None]
+    gn, _ = scaled(gram(grads))
     lr = params["lr0"].to(grads.dtype).unsqueeze(-1)
     xi = torch.zeros((B, K), dtype=grads.dtype)
     for _ in range(params["steps"]):

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import torch
 
-from ._common import TWO_TASK_ORDER, gram, negligible, permutations_from_uniform
+from ._common import TWO_TASK_ORDER, negligible, permutations_from_uniform
+from ._gram import gram, norms, sq_norms
 from .base import EMPTY, MethodOutput, MethodSpec, ParamSpec, RandomNeed, ReferenceCase, StepInput
 
 
@@ -34,8 +35,8 @@ def projection_coefficients(gram_: torch.Tensor, order: torch.Tensor) -> tuple[t
     (B, K, K: row i lists the tasks task i is projected against), and a (B,) flag: a
     projection on a negligible gradient was skipped."""
     B, K, _ = gram_.shape
-    sq_norms = torch.diagonal(gram_, dim1=-2, dim2=-1)
-    tiny = negligible(sq_norms.clamp_min(0).sqrt())
+    squares = sq_norms(gram_)
+    tiny = negligible(norms(gram_))
     coef = torch.eye(K, dtype=gram_.dtype).expand(B, K, K).clone()
     skipped = torch.zeros(B, dtype=torch.bool)
     for position in range(K):
@@ -43,7 +44,7 @@ def projection_coefficients(gram_: torch.Tensor, order: torch.Tensor) -> tuple[t
         dot = (coef @ gram_).gather(-1, j.unsqueeze(-1)).squeeze(-1)
         conflict = dot < 0
         usable = ~tiny.gather(-1, j)
-        sq = sq_norms.gather(-1, j)
+        sq = squares.gather(-1, j)
         step_ = torch.where(conflict & usable, -dot / torch.where(usable, sq, 1.0), 0.0)
         coef = coef.scatter_add(-1, j.unsqueeze(-1), step_.unsqueeze(-1))
         skipped = skipped | (conflict & ~usable).any(-1)
@@ -80,7 +81,6 @@ SPEC = MethodSpec(
             choices=("sum", "mean"),
         ),
     ),
-    needs=frozenset({"gram", "random"}),
     random=RandomNeed("uniform", lambda K, D: K * K),
     flags={
         "zero_gradient_skipped": "a conflicting gradient had norm <= 1e-8 x the largest: not projected on"

@@ -27,7 +27,6 @@ SPEC = MethodSpec(
     paper="Lin et al., TMLR 2022, arXiv 2111.10603",
     summary="Weights softmax(z) with z ~ N(0, I) drawn every step.",
     step=step,
-    needs=frozenset({"random"}),
     random=RandomNeed("normal", lambda K, D: K),
     references=(
         ReferenceCase(

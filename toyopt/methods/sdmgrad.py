@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import torch
 
-from ._common import combine, gram, uniform
+from ._common import combine, uniform
+from ._gram import gram, norms
 from .base import EMPTY, EPS, MethodOutput, MethodSpec, ParamSpec, ReferenceCase, StepInput, Tensor
 
 
@@ -56,7 +57,7 @@ def step(inp: StepInput, state, params) -> MethodOutput:
         w = torch.stack([x, 1 - x], dim=-1)
         not_converged = torch.zeros(B, dtype=torch.bool)
     else:
-        scale = torch.diagonal(g, dim1=-2, dim2=-1).clamp_min(0).sqrt().mean(-1).square()
+        scale = norms(g).mean(-1).square()
         gn = g / scale.clamp_min(torch.finfo(dtype).tiny)[:, None, None]
         pull = lmbda.unsqueeze(-1) * (gn @ u.unsqueeze(-1)).squeeze(-1)
         lr = params["solver_lr"].to(dtype).unsqueeze(-1)

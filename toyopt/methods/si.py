@@ -31,7 +31,7 @@ SPEC = MethodSpec(
     paper="Scale-invariant LS baseline of Navon et al., ICML 2022, arXiv 2202.01017",
     summary="Gradient of sum_i log(l_i - l*_i): each task weighted by 1 / its shifted loss.",
     step=step,
-    needs=frozenset({"losses"}),
+    reads_losses=True,
     flags={"loss_below_bound": "some l_i - l*_i <= 1e-8: clamped to 1e-8 (the log is undefined there)"},
     guarantees=frozenset({"permutation_invariant"}),
     references=(

@@ -34,9 +34,17 @@ SPEC = MethodSpec(
     summary="Follows one task's gradient only.",
     step=step,
     params=(
-        ParamSpec("task", 0, "index of the task to follow (0-based)", kind="int", low=0, high=15, step=1),
+        ParamSpec(
+            "task",
+            0,
+            "index of the task to follow (0-based, below the problem's number of tasks)",
+            kind="int",
+            low=0,
+            high=15,
+            step=1,
+            high_for_tasks=lambda K: K - 1,
+        ),
     ),
-    needs=frozenset(),
     flags={"task_out_of_range": "the chosen task index is >= the number of tasks: d = 0"},
     references=(
         ReferenceCase(

@@ -71,7 +71,7 @@ SPEC = MethodSpec(
             high=1.0,
         ),
     ),
-    needs=frozenset({"losses"}),
+    reads_losses=True,
     flags={"loss_below_bound": "some l_i - l*_i <= 1e-8: clamped to 1e-8 in the log-variance update"},
     guarantees=frozenset({"permutation_invariant"}),
     references=(
