@@ -276,3 +276,21 @@ def test_out_suffix_case_insensitive(tmp_path, capsys, suffix):
     text = out_file.read_text()
     assert text.startswith("{") == (suffix.lower() == ".json")
     np.testing.assert_equal(text.startswith("# toyopt config"), suffix.lower() == ".csv")
+
+
+@pytest.mark.parametrize("command", ["run", "basins", "figure"])
+def test_method_takes_several_names_or_repeats(command):
+    """``--method a b c`` is the same run as ``--method a --method b --method c``, and both
+    forms mix."""
+    from toyopt.cli import build_parser
+    from toyopt.cli._common import config_from_args
+
+    def config(*methods):
+        argv = [command, "--setup", "nashmtl2022", *methods, "--steps", "5", "--out", "o.png"]
+        args = build_parser().parse_args(argv)
+        return config_from_args(args)
+
+    listed = config("--method", "ls", "mgda", "cagrad")
+    assert [m.name for m in listed.methods] == ["ls", "mgda", "cagrad"]
+    assert listed == config("--method", "ls", "--method", "mgda", "--method", "cagrad")
+    assert listed == config("--method", "ls", "mgda", "--method", "cagrad")
