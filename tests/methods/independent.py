@@ -365,9 +365,12 @@ def aligned_mtl(G, preference):
 
 
 def conicgrad_sgd(G, c, lam, sign, steps, lr, momentum=0.5):
-    """The reconstructed pipeline as its docstring states it, with its own solver replayed by
-    torch.optim.SGD: xi from 0, ``steps`` momentum-SGD steps on J(softmax(xi)) (Gram divided by
-    (mean_i ||g_i||)^2, gradient by autograd), the best iterate kept; then d = H^-1 g_w as above."""
+    """The reconstructed ConicGrad pipeline as its docstring states it, with its solver replayed by
+    torch.optim.SGD: xi from 0, ``steps`` momentum-SGD steps on
+    J(w) = ||g_w||^2 + lam <g0, g_w>^2 / (delta ||g0||^2), delta = -lam (1 - c^2), at w = softmax(xi)
+    (divided by (mean_i ||g_i||)^2, gradient by autograd), the best iterate kept; then d = H^-1 g_w
+    with H = lam c^2 ||g0||^2 I - lam g0 g0^T inverted as a D x D matrix (not by Sherman-Morrison),
+    oriented along g0 (``corrected``) and scaled to ||g0||."""
     Gt = torch.tensor(G)
     g0 = G.mean(0)
     norm_scale = float(np.linalg.norm(G, axis=1).mean() ** 2)
