@@ -218,6 +218,8 @@ class MethodSpec:
     def __post_init__(self) -> None:
         if not self.weights_exact and not self.weights_note:
             raise ValueError(f"method {self.name}: weights_exact=False needs a weights_note")
+        for case in self.references:
+            self.validate_params(case.params, n_tasks=len(case.grads))
 
     @property
     def stateful(self) -> bool:
