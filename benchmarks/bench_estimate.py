@@ -1,10 +1,10 @@
-"""Run-time estimate benchmark: how close the basin page's estimate (``ui.runs.probe_seconds``,
-short probe runs extrapolated) comes to the real run time, with one torch thread as the app runs.
+"""Run-time estimate benchmark: how close the basin page's estimate (``budget.estimated_seconds``,
+from the Config alone) comes to the real run time, with one torch thread as the app runs.
 
 Run:  python benchmarks/bench_estimate.py [--repeats N]
 Writes benchmarks/results/estimate.json; docs/benchmarks.md summarises it. Medians of ``repeats``
 (estimate, run) pairs in this one run; these machines are shared and noisy. The unit test of the
-estimate (tests/outcomes/test_basins_end_to_end.py) checks the extrapolation on a fake clock instead.
+estimate (tests/outcomes/test_basins_end_to_end.py) checks behaviour, not wall time.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from toyopt.budget import estimated_seconds  # noqa: E402
 from toyopt.engine import run  # noqa: E402
 from toyopt.ui.basins import BasinRequest  # noqa: E402
-from toyopt.ui.runs import probe_seconds  # noqa: E402
 
 CASES = [  # (setup, methods, grid side, steps)
     ("nashmtl2022", ("ls", "mgda"), 30, 1200),
@@ -36,7 +36,7 @@ def measure(setup: str, methods: tuple[str, ...], n: int, steps: int, repeats: i
     config, _ = BasinRequest(setup, methods, n=n, steps=steps).build()
     estimates, runs = [], []
     for _ in range(repeats):
-        estimates.append(probe_seconds(config))
+        estimates.append(estimated_seconds(config))
         started = time.perf_counter()
         run(config)
         runs.append(time.perf_counter() - started)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import geometry
+from . import budget, geometry
 from .config import Config
 from .methods import draw_random, get_method, lane_params
 from .methods.base import StepInput
@@ -96,7 +96,8 @@ class Result:
     def outcome(self, lane: int) -> str:
         """global_min | pareto | other | diverged, judged at the final state with the config's
         tolerance (a run that reaches the minimum is also on the Pareto set: it counts as the
-        minimum)."""
+        minimum). Diverged: stopped on a non-finite value, or ended far outside the problem's box
+        (``geometry.escaped``)."""
         if self.stop_reason[lane] not in ("completed", "early_stop"):
             return "diverged"
         return self._final_class[lane]
@@ -259,6 +260,7 @@ def run(config: Config, progress: Callable[[float], Any] | None = None, chunk: i
     others), flag counts and recording run once per chunk, vectorised over its steps.
     """
     config = config.validated()
+    budget.check(config)
     started = time.perf_counter()
     dtype = getattr(torch, config.dtype)
     problem = get_problem(config.problem)
@@ -520,7 +522,9 @@ def run(config: Config, progress: Callable[[float], Any] | None = None, chunk: i
         seconds=time.perf_counter() - started,
         flag_help=flag_help,
     )
+    far = geometry.escaped(problem.box, x.to(torch.float64).numpy())
     result._final_class = [
-        "global_min" if bool(near_min[i]) else "pareto" if bool(near_par[i]) else "other" for i in range(B)
+        "diverged" if far[i] else "global_min" if near_min[i] else "pareto" if near_par[i] else "other"
+        for i in range(B)
     ]
     return result

@@ -7,7 +7,6 @@ import csv
 import io
 import json
 from collections import Counter
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -218,47 +217,18 @@ def test_a_run_rewrites_the_basins_link_clean():
     }
 
 
-def test_the_estimate_extrapolates_the_probe_runs(monkeypatch):
-    """With runs that cost a fixed 0.3 s plus 2 ms per step (a fake clock, so the machine's load
-    cannot matter), the estimate is exactly that cost at the requested steps; runs no longer than a
-    probe start at once without probing. (How close estimates come to real run times on a loaded
-    machine is a timing question for benchmarks/, not a unit test.)"""
-    from types import SimpleNamespace
+def test_the_estimate_comes_from_the_config_alone(monkeypatch):
+    """The page's estimate (toyopt.budget) runs nothing: it grows with the starts and the steps."""
+    import toyopt.engine as engine_module
+    from toyopt import budget
 
-    import toyopt.ui.runs as runs_module
+    def no_run(*args, **kwargs):
+        raise AssertionError("the estimate must not run the engine")
 
-    clock = [0.0]
-    probed = []
-
-    def fake_run(config, *args, **kwargs):
-        probed.append(config.steps)
-        clock[0] += 0.3 + 0.002 * config.steps
-
-    monkeypatch.setattr(runs_module, "run", fake_run)
-    monkeypatch.setattr(runs_module, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
-    config, _ = BasinRequest("nashmtl2022", ("ls", "mgda"), n=30, steps=1200).build()
-    assert runs_module.probe_seconds(config) == pytest.approx(0.3 + 0.002 * 1200, rel=1e-12)
-    assert probed == [1, *runs_module.PROBE_STEPS]
-    probed.clear()
-    assert runs_module.probe_seconds(replace(config, steps=runs_module.PROBE_STEPS[1])) == 0.0
-    assert probed == [], "short runs start at once"
-
-
-def test_timing_noise_cannot_make_the_estimate_zero(monkeypatch):
-    """A probe pair whose difference is zero or negative (noise, first-time costs) still gives at
-    least a quarter of the longer probe's average per step."""
-    import time
-
-    import toyopt.ui.runs as runs_module
-
-    durations = iter([0.0, 0.2, 0.1])  # warm-up, 25 steps, 75 steps: the longer probe was faster
-
-    def fake_run(config, *args, **kwargs):
-        time.sleep(next(durations))
-
-    monkeypatch.setattr(runs_module, "run", fake_run)
-    config, _ = BasinRequest("nashmtl2022", ("ls",), n=3, steps=75_000).build()
-    assert runs_module.probe_seconds(config) >= 0.1 / 75 / 4 * 75_000 * 0.9
+    monkeypatch.setattr(engine_module, "run", no_run)
+    small, _ = BasinRequest("nashmtl2022", ("ls", "mgda"), n=30, steps=1200).build()
+    large, _ = BasinRequest("nashmtl2022", ("ls", "mgda"), n=60, steps=2400).build()
+    assert 0 < budget.estimated_seconds(small) < budget.estimated_seconds(large)
 
 
 def test_a_slow_run_waits_for_a_second_click():

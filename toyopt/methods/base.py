@@ -131,6 +131,11 @@ class MethodOutput(NamedTuple):
     flags: dict[str, Tensor]  # name -> (B,) bool: which guard or solver event fired
 
 
+def plain_cost(params: dict) -> float:
+    """The cost of a method without an inner solver: one plain step (see ``MethodSpec.cost``)."""
+    return 1.0
+
+
 @dataclass(frozen=True)
 class ReferenceCase:
     """A worked example of a method: from given inputs, the direction and weights it must return,
@@ -197,6 +202,8 @@ class MethodSpec:
     ``guarantees`` names properties the shared test suite checks for this method:
     "non_conflicting" (<g_i, d> >= 0 for every i), "in_ball", "in_cone", "min_norm",
     "permutation_invariant", "norm_g0" (||d|| = ||g0||).
+    ``cost(params)`` is the work of one lane-step in units of a plain step (LS = 1), inner-solver
+    iterations included: ``toyopt.budget`` caps a run's work with it before the run starts.
     ``references`` are the method's worked examples (at least one; see :class:`ReferenceCase`).
     """
 
@@ -213,6 +220,7 @@ class MethodSpec:
     weights_exact: bool = True
     weights_note: str = ""
     summary: str = ""
+    cost: Callable[[dict], float] = plain_cost
     references: tuple[ReferenceCase, ...] = ()
 
     def __post_init__(self) -> None:
