@@ -34,15 +34,22 @@ def range_text(low: float | None, high: float | None, integer: bool = False) -> 
 
 
 def check_number(
-    value: Any, where: str, low: float | None, high: float | None, integer: bool = False
+    value: Any,
+    where: str,
+    low: float | None,
+    high: float | None,
+    integer: bool = False,
+    written: str | None = None,
 ) -> float | int:
     """``value`` checked to lie in [low, high] (None: unbounded): a float (ints accepted) or, with
     ``integer``, an exact Python int. Booleans and non-numbers are rejected. An integral float is
     accepted as an integer only up to 2**53, where every integer is a float exactly (a larger one
-    may already have been rounded, e.g. by a JSON reader)."""
+    may already have been rounded, e.g. by a JSON reader). ``written``: the text the value was
+    parsed from, shown in the error instead of the parsed value."""
     allowed = range_text(low, high, integer)
     kind = "an integer" if integer else "a number"
-    bad = ValueError(f"{where} must be {kind} in {allowed}, got {short_repr(value)}")
+    shown = short_repr(value if written is None else written)
+    bad = ValueError(f"{where} must be {kind} in {allowed}, got {shown}")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise bad
     if integer:
@@ -50,7 +57,7 @@ def check_number(
             if math.isfinite(value) and value == int(value) and abs(value) > 2**53:
                 raise ValueError(
                     f"{where} must be an integer in {allowed} written without a decimal point or "
-                    f"exponent (a float above 2**53 may be rounded), got {short_repr(value)}"
+                    f"exponent (a float above 2**53 may be rounded), got {shown}"
                 )
             if not math.isfinite(value) or value != int(value):
                 raise bad

@@ -98,8 +98,8 @@ class Field:
         try:
             value: Any = float(text)
         except ValueError:
-            value = text  # not a number: the validator rejects it and shows the text
-        return check_number(value, where, self.low, self.high, integer=self.kind == "int")
+            value = text  # not a number: the validator rejects it
+        return check_number(value, where, self.low, self.high, integer=self.kind == "int", written=text)
 
     def _point(self, chunk: str, i: int) -> tuple[float, float]:
         parts = chunk.split(",")
