@@ -11,6 +11,9 @@ from pathlib import Path
 from ..config import MAX_JSON_BYTES, Config, parse_inits, parse_value, short_repr
 from ..setups import DEFAULT_SETUP, get_setup
 
+#: The CLI's engine backend unless --backend (or a --config file) says otherwise.
+DEFAULT_BACKEND = "eager"
+
 
 class UsageError(Exception):
     """A user error: reported as one line, exit code 2."""
@@ -42,8 +45,8 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--backend",
         default=None,
-        help="engine backend: eager (default) or compiled (torch.compile: seconds to compile, then "
-        "several times faster per step; worth it for long runs of many lanes, e.g. basin maps)",
+        help="engine backend: eager (the reference; default) or compiled (each method's step loop "
+        "compiled once per process, see `warmup`; a minute or more to compile, then microseconds per step)",
     )
 
 
@@ -94,6 +97,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
     for field in ("steps", "seed", "lr", "record_every", "backend"):
         if getattr(args, field) is not None:
             overrides[field] = getattr(args, field)
+    if args.backend is None and args.config is None:
+        overrides["backend"] = DEFAULT_BACKEND
     if args.config is not None:
         if args.setup is not None:
             raise UsageError("give either --config or --setup, not both")

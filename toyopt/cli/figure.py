@@ -159,6 +159,8 @@ def handle(args) -> int:
             target = out.with_name(out.stem + suffix)
             data_paths[suffix] = output_path(str(target), args.force, (".csv", ".json"))
     result = run(config) if needs_run(spec) or args.data else None
+    for notice in result.notices if result is not None else ():
+        print(f"toyopt: note: {notice}", file=sys.stderr)
     figure = render_spec(result if result is not None else config, spec, fmt)
     files: list = [(out, figure)]
     if result is not None:
