@@ -46,8 +46,13 @@ def test_compiled_matches_eager_with_records_and_first_hits():
     record; at lr 0.1 four lanes reach the minimum within the run, so first hits are compared too."""
     config = NASH.config(methods=["ls"], steps=1400, record_every=70, lr=0.1)
     eager = run(config)
-    assert (eager.first_global_min >= 0).sum() == 4, "the comparison needs lanes that reach the minimum"
-    assert_same_run(run(replace(config, backend="compiled")), eager)
+    reached = eager.first_global_min >= 0
+    assert reached.sum() == 4, "the comparison needs lanes that reach the minimum"
+    compiled_result = run(replace(config, backend="compiled"))
+    # At ten times the published lr the lane still travelling amplifies last-bit differences of
+    # the fused kernels (measured 5e-6 after 1400 steps); the lanes at the minimum agree to 1e-9.
+    assert_same_run(compiled_result, eager, atol=1e-4)
+    np.testing.assert_allclose(compiled_result.final_x[reached], eager.final_x[reached], rtol=0, atol=1e-9)
 
 
 @pytest.mark.slow
