@@ -150,11 +150,51 @@ def test_regions_at_a_trajectory_step(app):
     assert any("step" in m.value and "x = (" in m.value for m in at.markdown)
 
 
-def test_teaching_scrub_moves_the_step(app):
-    at = app(view="teaching", story="mean_stuck")
+def approve(at) -> None:
+    """Click "Run anyway" if a loaded machine made the run's estimate exceed the slow-run gate."""
+    for button in at.button:
+        if button.label.startswith("Run anyway"):
+            button.click().run()
+            return
+
+
+def _slider(fig: dict) -> tuple[list[int], int]:
+    slider = fig["layout"]["sliders"][0]
+    return [int(step["label"]) for step in slider["steps"]], slider["active"]
+
+
+def test_teaching_plays_in_the_browser_in_optimizer_steps(app):
+    at = app(view="teaching", story="mean_stuck", teach_step=1001)
     assert not at.exception
-    first = figures(at)[0]["layout"]["title"]["text"]
-    at.slider(key="w:teach_step").set_value(100).run()
+    fig = figures(at)[0]
+    labels, active = _slider(fig)
+    # The slider counts optimizer steps (the story runs 3500; every 7th is recorded) and opens at the link's.
+    assert labels[0] == 0 and labels[-1] == 3500 and labels[active] == 1001
+    assert all(b % 7 == 0 for b in labels) and labels == sorted(labels)
+    assert [f["name"] for f in fig["frames"]] == [str(s) for s in labels]
+    buttons = fig["layout"]["updatemenus"][0]["buttons"]
+    plays = [b for b in buttons if b["args"][0] is None]
+    durations = {b["args"][1]["frame"]["duration"] for b in plays}
+    assert len(durations) >= 3, "play at several speeds"
+    assert all(b["args"][1]["fromcurrent"] for b in plays)
+    assert any(b["args"][0] == [None] for b in buttons), "a pause button"
+    # Every frame's titles name its step, and its path so far ends at the run's point at that step.
+    whole = next(t for t in fig["data"] if t.get("name") == "whole run")
+    xs, ys = decode(whole["x"]), decode(whole["y"])
+    moving = fig["frames"][0]["traces"]
+    so_far = moving.index(next(i for i, t in enumerate(fig["data"]) if t.get("name") == "so far"))
+    for frame, step in zip(fig["frames"], labels):
+        assert f"step {step}:" in frame["layout"]["annotations"][0]["text"]
+        path = frame["data"][so_far]
+        assert decode(path["x"])[-1] == xs[step // 7] and decode(path["y"])[-1] == ys[step // 7]
+    assert f"step {labels[active]}:" in fig["layout"]["annotations"][0]["text"]
+
+
+def test_a_new_story_starts_at_its_beginning(app):
+    at = app(view="teaching", story="mean_stuck", teach_step=1001)
+    at.selectbox(key="w:story").set_value("conic_minimum").run()
+    approve(at)
     assert not at.exception
-    assert figures(at)[0]["layout"]["title"]["text"] != first
-    assert at.query_params["teach_step"] == "100"
+    labels, active = _slider(figures(at)[0])
+    assert active == 0 and labels[0] == 0
+    assert "teach_step" not in at.query_params

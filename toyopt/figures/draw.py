@@ -450,6 +450,11 @@ def directions_at(config: Config, point: tuple[float, float]) -> tuple[np.ndarra
     return grads[0].numpy(), out
 
 
+#: The methods whose c defines CAGrad's ball and ConicGrad's cone (a region is drawn with their c).
+BALL_METHODS = ("cagrad",)
+CONE_METHODS = ("conicgrad", "conicgrad_exact")
+
+
 def region_c(config: Config, methods: tuple[str, ...], given: float | None, fallback: float) -> float:
     """c of a region: the figure option, else the run's first entry of one of ``methods`` (its
     first grid value), else the first registered method's default, else ``fallback``."""
@@ -498,8 +503,8 @@ def regions(config: Config, spec: FigureSpec) -> Figure:
     grads, dirs = directions_at(config, point)
     g0 = grads.mean(0)
     n0 = float(np.linalg.norm(g0))
-    ball_c = region_c(config, ("cagrad",), spec.ball_c, 0.5)
-    cone_c = region_c(config, ("conicgrad", "conicgrad_exact"), spec.cone_c, 0.5)
+    ball_c = region_c(config, BALL_METHODS, spec.ball_c, 0.5)
+    cone_c = region_c(config, CONE_METHODS, spec.cone_c, 0.5)
     # The view: a square around everything drawn (the origin, the arrows, the ball, the arc).
     shown = [
         np.zeros(2),

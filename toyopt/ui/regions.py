@@ -11,6 +11,7 @@ import streamlit as st
 import torch
 
 from .. import geometry
+from ..figures.draw import BALL_METHODS, CONE_METHODS
 from ..methods import METHODS
 from . import controls, downloads, figures, runs
 
@@ -19,6 +20,21 @@ SOURCES = {
     "trajectory": "a step of a trajectory",
     "synthetic": "synthetic gradients",
 }
+
+
+REGIONS = {"ball_c": BALL_METHODS, "cone_c": CONE_METHODS}
+
+
+def region_owner(values: dict[str, Any], region: str) -> str | None:
+    """The selected method whose c the region ``region`` (ball_c | cone_c) is drawn with: the
+    first selected one of that region's methods, or None (the view's own slider then)."""
+    return next((m for m in values["methods"] if m in REGIONS[region]), None)
+
+
+def region_c(values: dict[str, Any], region: str) -> float:
+    """c of CAGrad's ball or ConicGrad's cone: its owner's c (sidebar), else the view's slider."""
+    owner = region_owner(values, region)
+    return float(values[f"{owner}.c"]) if owner is not None else float(values[region])
 
 
 def _point_from_source(
