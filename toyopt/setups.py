@@ -163,8 +163,12 @@ _add(
         inits=STANDARD5,
         lr=1e-3,
         steps=35_000,
-        methods=("famo", "nashmtl", "cagrad", "conicgrad"),
-        method_defaults={**_NASH_CODE, "conicgrad": {"params": {"c": 0.5}}},
+        methods=("famo", "nashmtl", "cagrad", "conicgrad", "conicgrad_exact"),
+        method_defaults={
+            **_NASH_CODE,
+            "conicgrad": {"params": {"c": 0.5}},
+            "conicgrad_exact": {"params": {"c": 0.5}},
+        },
         notes="The paper's toy c, and whether its ConicGrad output was also multiplied by K, are not "
         "recoverable: c = 0.5 and no factor K here (both visible in the config).",
     )

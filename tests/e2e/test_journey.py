@@ -68,7 +68,7 @@ def test_journey(app_url, browser):
     _settle(page)
     page.wait_for_function("() => location.search.includes('cagrad.c=0.8')", timeout=TIMEOUT)
     conic = (
-        page.locator("[data-testid=stExpander]", has_text="ConicGrad (exact) parameters")
+        page.locator("[data-testid=stExpander]", has_text="ConicGrad, exact cone solution parameters")
         .get_by_role("slider")
         .first
     )
@@ -83,7 +83,7 @@ def test_journey(app_url, browser):
         f"trajectories CAGrad c slider (lanes of the cached run): "
         f"{', '.join(f'{v:.0f}' for v in lane_ms)} ms "
         f"(median {statistics.median(lane_ms):.0f} ms)\n"
-        f"trajectories ConicGrad (exact) c slider (lanes of the cached run): "
+        f"trajectories ConicGrad exact c slider (lanes of the cached run): "
         f"{', '.join(f'{v:.0f}' for v in conic_ms)} ms "
         f"(median {statistics.median(conic_ms):.0f} ms)\n"
     )

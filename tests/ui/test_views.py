@@ -198,3 +198,67 @@ def test_a_new_story_starts_at_its_beginning(app):
     labels, active = _slider(figures(at)[0])
     assert active == 0 and labels[0] == 0
     assert "teach_step" not in at.query_params
+
+
+def _ball(fig: dict) -> tuple[np.ndarray, float]:
+    """Centre and radius of the drawn CAGrad ball."""
+    ball = next(t for t in fig["data"] if str(t.get("name", "")).startswith("CAGrad ball"))
+    pts = np.c_[decode(ball["x"]), decode(ball["y"])]
+    centre = pts[:-1].mean(0)
+    return centre, float(np.linalg.norm(pts - centre, axis=1).mean())
+
+
+def test_regions_are_drawn_with_the_c_of_their_methods(app):
+    at = app(
+        view="regions",
+        setup="cagrad2021",
+        methods="cagrad,conicgrad_exact",
+        cagrad__c=0.3,
+        conicgrad_exact__c=0.7,
+    )
+    assert not at.exception
+    fig = figures(at)[0]
+    centre, radius = _ball(fig)
+    cagrad_c = 0.3  # the view's own ball slider stays at its default, 0.5
+    assert radius == pytest.approx(cagrad_c * np.linalg.norm(centre), rel=1e-6)
+    assert _wedge_half_angle(fig) == pytest.approx(math.acos(0.7), abs=1e-6)
+    rows = at.dataframe[0].value
+    assert f"in ball (c={cagrad_c:g})" in rows.columns and "in cone (c=0.7)" in rows.columns
+    exact = rows[rows["method"].str.startswith(METHODS["conicgrad_exact"].label)].iloc[0]
+    assert bool(exact["in cone (c=0.7)"]), "the exact cone solution lies in the cone drawn"
+    assert "w:cone_c" not in [s.key for s in at.slider], "no second c for the cone"
+
+
+def test_regions_open_where_the_tasks_conflict(app):
+    at = app(view="regions", methods="mgda")
+    assert not at.exception
+    text = next(m.value for m in at.markdown if "cos(g1, g2)" in m.value)
+    cos = float(text.split("cos(g1, g2) = ")[1].split(" ")[0])
+    assert cos < 0 and "(conflicting)" in text
+
+
+def test_regions_readouts_fill_the_width_at_four_digits(app):
+    at = app(view="regions", source="synthetic", angle=100, g1_norm=1.2345678, g2_norm=3.1, methods="mgda,ls")
+    assert not at.exception
+    assert all(len(col.dataframe) == 0 for col in at.columns), "the table is not squeezed into a column"
+    rows = at.dataframe[0].value
+    for name in ("||d||", "cos(d, g0)", "<g1, d>", "<g2, d>"):
+        for v in rows[name]:
+            assert v == float(f"{v:.4g}")
+    from toyopt.ui.runs import synthetic_gradients
+
+    exact = float(np.linalg.norm(synthetic_gradients(100, 1.2345678, 3.1).sum(0)))
+    shown = rows[rows["method"] == METHODS["ls"].label].iloc[0]["||d||"]
+    assert shown == float(f"{exact:.4g}") != exact  # LS: d = g1 + g2, rounded
+
+
+def test_run_anyway_leaves_no_warning_above_the_plots(app, monkeypatch):
+    from toyopt.ui import runs
+
+    monkeypatch.setattr(runs, "SLOW_SECONDS", -1.0)
+    at = app(view="trajectories", **FAST)
+    assert at.warning and not figures(at)
+    approve(at)
+    assert not at.exception
+    assert figures(at)
+    assert not [w for w in at.warning if "would take" in w.value]

@@ -410,17 +410,9 @@ def front(result: Result, spec: FigureSpec) -> Figure:
 
 
 def default_point(config: Config) -> tuple[float, float]:
-    """Of the starts whose task gradients conflict (<g1, g2> < 0), the one where their norms are
-    closest (largest min/max ratio, so both arrows are visible); without conflict the first start."""
+    """The regions figure's point when none is given: ``geometry.conflict_point`` of the starts."""
     problem, params = _problem(config)
-    x = torch.tensor(config.inits, dtype=torch.float64)
-    _, grads = problem.losses_and_grads(x, params)
-    conflict = (grads[:, 0] * grads[:, 1]).sum(-1) < 0
-    norms = grads.norm(dim=-1)
-    balance = norms.amin(-1) / norms.amax(-1).clamp_min(1e-300)
-    score = torch.where(conflict, balance, -1.0)
-    i = int(torch.argmax(score)) if bool(conflict.any()) else 0
-    return tuple(float(v) for v in config.inits[i])
+    return tuple(float(v) for v in geometry.conflict_point(problem, params, config.inits))
 
 
 @dataclass(frozen=True)

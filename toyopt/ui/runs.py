@@ -165,12 +165,16 @@ def get_result(values: dict[str, Any], grids: bool = True) -> Result | None:
     if config_json not in approved:
         seconds = estimated_seconds(config_json)
         if seconds > SLOW_SECONDS:
-            st.warning(
-                f"This run would take roughly {seconds:.0f} s ({values['steps']} steps of "
-                f"{', '.join(values['methods'])}). Lower the steps in the sidebar, or run it anyway."
-            )
-            if not st.button(f"Run anyway (~{seconds:.0f} s)", key=f"approve_{hash(config_json)}"):
-                return None
+            gate = st.empty()  # emptied once approved: the warning must not stay above the plots
+            with gate.container():
+                st.warning(
+                    f"This run would take roughly {seconds:.0f} s ({values['steps']} steps of "
+                    f"{', '.join(METHODS[m].label for m in values['methods'])}). Lower the steps in the "
+                    "sidebar, or run it anyway."
+                )
+                if not st.button(f"Run anyway (~{seconds:.0f} s)", key=f"approve_{hash(config_json)}"):
+                    return None
+            gate.empty()
         approved.add(config_json)
     return cached_run(config_json)
 

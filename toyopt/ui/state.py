@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import short_names, short_repr
+from ..geometry import conflict_point
 from ..methods import METHODS, ParamSpec
 from ..problems import get_problem
 from ..setups import DEFAULT_SETUP, SETUPS, get_setup
@@ -213,7 +214,7 @@ def defaults(setup_name: str = DEFAULT_SETUP) -> dict[str, Any]:
         "surface": "mean",
         "surface3d": False,
         "source": "point",
-        "point": (-2.0, 2.0),
+        "point": conflict_point(problem, problem.validate_params(setup.problem_params), setup.inits),
         "traj_method": methods[0],
         "traj_start": 0,
         "at_step": 0,
