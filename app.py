@@ -22,7 +22,7 @@ VIEWS = {
     "trajectories": trajectories.view,
     "regions": regions.view,
     "teaching": teaching.view,
-    "basins": lambda values: basins.basins_view(),
+    "basins": basins.view,
 }
 
 # Sessions run concurrently in the server's threads; torch's intra-op pool spin-waits when the

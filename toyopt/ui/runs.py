@@ -158,19 +158,25 @@ def estimated_seconds(config_json: str) -> float:
 
 
 def get_result(values: dict[str, Any], grids: bool = True) -> Result | None:
-    """The run for ``values``; a run estimated above SLOW_SECONDS waits for a click and None is
-    returned meanwhile."""
-    config_json = build_config(values, grids).to_json()
+    """The run for ``values`` (through ``gated_run``)."""
+    return gated_run(build_config(values, grids))
+
+
+def gated_run(config: Config) -> Result | None:
+    """The cached run of ``config``, every view's one way to the engine; a run estimated above
+    SLOW_SECONDS waits for a click and None is returned meanwhile."""
+    config_json = config.to_json()
     approved = st.session_state.setdefault("approved_runs", set())
     if config_json not in approved:
         seconds = estimated_seconds(config_json)
         if seconds > SLOW_SECONDS:
             gate = st.empty()  # emptied once approved: the warning must not stay above the plots
             with gate.container():
+                lanes = sum(len(m.grid()) for m in config.methods) * len(config.inits)
                 st.warning(
-                    f"This run would take roughly {seconds:.0f} s ({values['steps']} steps of "
-                    f"{', '.join(METHODS[m].label for m in values['methods'])}). Lower the steps in the "
-                    "sidebar, or run it anyway."
+                    f"This run would take roughly {seconds:.0f} s ({config.steps} steps of "
+                    f"{', '.join(METHODS[m.name].label for m in config.methods)}, {lanes} lanes). Lower "
+                    "the steps in the sidebar, or run it anyway."
                 )
                 if not st.button(f"Run anyway (~{seconds:.0f} s)", key=f"approve_{hash(config_json)}"):
                     return None

@@ -21,6 +21,7 @@ from typing import Any
 from ..config import short_names, short_repr
 from ..geometry import conflict_point
 from ..methods import METHODS, ParamSpec
+from ..outcomes import APP_MAX_GRID, APP_MAX_RANDOM
 from ..problems import get_problem
 from ..setups import DEFAULT_SETUP, SETUPS, get_setup
 
@@ -39,8 +40,9 @@ VIEWS = {
     "teaching": "Teaching",
     "basins": "Basins",
 }
-#: URL parameters with this prefix belong to the basins view (toyopt.ui.basins parses them).
-BASINS_PREFIX = "basins."
+#: The basins view's default layout of starts: a grid side, or a number of random starts.
+BASIN_GRID = 30
+BASIN_RANDOM = 1000
 FALLBACK_METHODS = ("ls", "mgda")
 
 
@@ -181,6 +183,10 @@ def fields() -> dict[str, Field]:
         Field("g2_norm", "float", low=1e-3, high=1e3),
         Field("story", "choice", choices=story_names()),
         Field("teach_step", "int", low=0, high=URL_MAX_STEPS),
+        Field("basin_starts", "choice", choices=("grid", "random")),
+        Field("basin_grid", "int", low=2, high=APP_MAX_GRID),
+        Field("basin_random", "int", low=1, high=APP_MAX_RANDOM),
+        Field("basin_sweep", "bool"),
     ]
     for p in problem.params:
         out.append(param_field(f"problem.{p.name}", p))
@@ -225,6 +231,10 @@ def defaults(setup_name: str = DEFAULT_SETUP) -> dict[str, Any]:
         "g2_norm": 1.0,
         "story": story_names()[0],
         "teach_step": 0,
+        "basin_starts": "grid",
+        "basin_grid": BASIN_GRID,
+        "basin_random": BASIN_RANDOM,
+        "basin_sweep": False,
     }
     problem_params = problem.validate_params(setup.problem_params)
     for p in problem.params:
@@ -249,7 +259,7 @@ def parse_query(query: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
             errors.append(str(exc))
     values = defaults(setup)
     for key in query:
-        if key == "setup" or key.startswith(BASINS_PREFIX):
+        if key == "setup":
             continue
         field = table.get(key)
         if field is None:
