@@ -42,12 +42,10 @@ def test_the_marks_are_drawn_above_the_cells(app):
         assert names.index("outcome") < min(
             names.index(n) for n in ("mean loss", "Pareto set", "global minimum")
         )
-        for t in fig["data"]:
-            if t["type"].endswith("gl"):  # WebGL is drawn above all SVG: it must be see-through
-                assert (
-                    t["marker"]["color"].startswith("rgba(")
-                    and float(t["marker"]["color"][5:-1].split(",")[3]) < 0.05
-                )
+        assert not [t for t in fig["data"] if t["type"].endswith("gl")], "WebGL is drawn above all SVG"
+        click_layer = fig["data"][-1]
+        assert click_layer["name"] == "starts" and click_layer["marker"]["color"] == "rgba(0,0,0,0.01)"
+        assert fig["layout"].get("dragmode") != "select", "a click must select a start"
 
 
 def test_the_c_sweep_and_the_lane_cap_are_link_values(app):

@@ -131,7 +131,8 @@ def map_figure(outcomes: Outcomes, series: int, trajectory_xy: np.ndarray | None
     """One series' map of a grid run: the cells as a heatmap coloured by outcome, over it the faint
     mean-loss contours, the Pareto set, the minimum and a clicked start's path, and on top an
     almost transparent layer of the starts that makes the cells clickable (customdata: the lane).
-    WebGL traces are drawn above every SVG trace, so nothing visible may be a WebGL trace."""
+    No WebGL: it is drawn above every SVG trace and hid the marks; and a click must select a start
+    (plotly's default drag mode; in "select" mode a click only clears the selection)."""
     problem = get_problem(outcomes.config.problem)
     (a, b), (c, d) = problem.box
     s = outcomes.series[series]
@@ -187,7 +188,7 @@ def map_figure(outcomes: Outcomes, series: int, trajectory_xy: np.ndarray | None
             )
         )
     fig.add_trace(
-        go.Scattergl(
+        go.Scatter(
             x=cells[:, 0],
             y=cells[:, 1],
             mode="markers",
@@ -204,9 +205,7 @@ def map_figure(outcomes: Outcomes, series: int, trajectory_xy: np.ndarray | None
         margin={"l": 30, "r": 5, "t": 30, "b": 25},
         title={"text": s.label, "font": {"size": 12}},
         xaxis={"range": [a, b], "constrain": "domain"},
-        yaxis={"range": [c, d], "scaleanchor": "x"},
-        clickmode="event+select",
-        dragmode="select",
+        yaxis={"range": [c, d], "scaleanchor": "x", "constrain": "domain"},
         showlegend=False,
     )
     return fig
@@ -223,7 +222,7 @@ def table_rows(outcomes: Outcomes) -> list[dict]:
             lo, hi = r["global_min_ci95"]
             row["global_min 95% CI"] = f"{lo:.1%}-{hi:.1%}"
         for k in ("median_steps_global_min", "median_steps_pareto_set"):
-            row[k] = "-" if r[k] is None else int(r[k])
+            row[k] = None if r[k] is None else int(r[k])
         row["stalled regions"] = r["stalled_regions"]
         rows.append(row)
     return rows
@@ -297,6 +296,17 @@ def view(values: dict[str, Any]) -> None:
     _show(outcomes)
 
 
+def clicked_lane(outcomes: Outcomes, series: int, event: Any) -> int | None:
+    """The lane of the start nearest to a clicked point of a map (the selection event's x, y)."""
+    selection = (event or {}).get("selection", {}) if event else {}
+    points = [p for p in selection.get("points", []) if "x" in p and "y" in p]
+    if not points:
+        return None
+    lanes = outcomes.series[series].lanes
+    gap = np.linalg.norm(outcomes.init[lanes] - [points[0]["x"], points[0]["y"]], axis=1)
+    return int(lanes[int(np.argmin(gap))])
+
+
 def _show(outcomes: Outcomes) -> None:
     st.subheader("Success rates")
     st.dataframe(table_rows(outcomes), width="stretch", hide_index=True)
@@ -336,10 +346,8 @@ def _show(outcomes: Outcomes) -> None:
                 selection_mode=("points",),
                 key=f"basins_map_{k}",
             )
-            points = (event or {}).get("selection", {}).get("points", []) if event else []
-            lanes = [p.get("customdata") for p in points if p.get("customdata") is not None]
-            if lanes:
-                lane = int(lanes[0][0] if isinstance(lanes[0], list) else lanes[0])
+            lane = clicked_lane(outcomes, k, event)
+            if lane is not None:
                 if clicked is None or clicked[:2] != (k, lane):
                     st.session_state["basins_clicked"] = (k, lane, outcomes.config.to_json())
                     st.rerun()
