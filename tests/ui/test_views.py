@@ -33,6 +33,20 @@ def test_landscape_surface_switch_changes_the_contours(app):
     assert any(t["type"] == "surface" for f in figures(at) for t in f["data"])
 
 
+def test_landscape_shows_the_curvature_of_the_pareto_set(app):
+    at = app(view="landscape")
+    zoom = next(f for f in figures(at) if "own x2 scale" in f["layout"]["title"]["text"])
+    pareto = next(t for t in zoom["data"] if t["name"] == "Pareto set")
+    x, y = decode(pareto["x"]), decode(pareto["y"])
+    low, high = zoom["layout"]["yaxis"]["range"]
+    assert low <= y.min() and y.max() <= high and high - low <= 1.5 * (y.max() - y.min()), (
+        "x2 zoomed to the set"
+    )
+    # Away from the straight line between its ends by a visible share of the axis.
+    chord = y[0] + (y[-1] - y[0]) * (x - x[0]) / (x[-1] - x[0])
+    assert np.abs(y - chord).max() > 0.2 * (high - low)
+
+
 def _lane_xy(at) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     fig = figures(at)[0]
     return {t["meta"]: (decode(t["x"]), decode(t["y"])) for t in traces(fig, "lane-")}

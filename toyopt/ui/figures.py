@@ -152,6 +152,55 @@ def landscape_figure(params: dict, which: str = "mean") -> go.Figure:
     return fig
 
 
+def pareto_zoom_figure(params: dict) -> go.Figure:
+    """The Pareto set in x-space on its own x2 scale (it spans a few hundredths in x2, so on the
+    map it looks straight), with the chord between its ends for comparison."""
+    pts = _pareto(params).points.numpy()
+    gmin = global_min_of(params)
+    fig = go.Figure(
+        [
+            go.Scatter(
+                x=pts[[0, -1], 0],
+                y=pts[[0, -1], 1],
+                mode="lines",
+                name="straight line between its ends",
+                line={"color": "gray", "dash": "dot", "width": 1},
+            ),
+            go.Scatter(
+                x=pts[:, 0],
+                y=pts[:, 1],
+                mode="lines",
+                name="Pareto set",
+                line={"color": "#e6a100", "width": 3},
+            ),
+            go.Scatter(
+                x=[gmin[0]],
+                y=[gmin[1]],
+                mode="markers",
+                name="global minimum of the mean loss",
+                marker={
+                    "symbol": "star",
+                    "size": 14,
+                    "color": "gold",
+                    "line": {"color": "black", "width": 1},
+                },
+            ),
+        ]
+    )
+    pad = 0.15 * max(float(np.ptp(pts[:, 1])), 1e-9)
+    fig.update_yaxes(
+        range=[float(pts[:, 1].min()) - pad, float(pts[:, 1].max()) + pad], title_text="x2 (zoomed)"
+    )
+    fig.update_xaxes(title_text="x1")
+    fig.update_layout(
+        title=f"The Pareto set on its own x2 scale (it spans {np.ptp(pts[:, 1]):.3g} in x2)",
+        height=300,
+        legend={"orientation": "h", "y": -0.3},
+        margin={"t": 50},
+    )
+    return fig
+
+
 def surface3d_figure(params: dict, which: str = "mean") -> go.Figure:
     x1, x2, losses = loss_grid(tuple(sorted(params.items())), 81)
     z = surface_values(losses, which)
