@@ -90,6 +90,16 @@ def test_changing_c_changes_the_conicgrad_trajectory(app):
         np.testing.assert_allclose(np.c_[ax, ay], ref.x[:, k], rtol=1e-9, atol=1e-12)
 
 
+def test_trajectory_panels_keep_their_axis_titles_clear(app):
+    at = app(view="trajectories", methods="ls,mgda,cagrad", steps=20, lr=0.05)
+    layout = figures(at)[0]["layout"]
+    titled = [k for k in layout if k.startswith("yaxis") and layout[k].get("title", {}).get("text")]
+    assert titled == ["yaxis"], "x2 titles only left of column 1, not over the next panel"
+    assert layout["legend"]["yanchor"] == "bottom" and layout["legend"]["y"] >= 1.0, (
+        "legend off the x1 titles"
+    )
+
+
 def test_adding_a_start_adds_a_trajectory_per_method(app):
     at = app(view="trajectories", **FAST)
     n_before = len(_lane_xy(at))

@@ -392,12 +392,17 @@ def trajectories_figure(result: Result, panels: list, layout: str = "panels") ->
             for t in _trajectory_traces(result, lane, name, color(j), k == 0 and j == 0, k == 0):
                 fig.add_trace(t, row=r, col=c)
     _square(fig, rows, cols)
-    for k in range(len(panels) - cols):  # x titles only under the bottom row
-        fig.layout[f"xaxis{'' if k == 0 else k + 1}"].title.text = None
+    for k in range(len(panels)):  # x titles only under the bottom row, x2 titles only in column 1
+        suffix = "" if k == 0 else str(k + 1)
+        if k < len(panels) - cols:
+            fig.layout[f"xaxis{suffix}"].title.text = None
+        if k % cols:
+            fig.layout[f"yaxis{suffix}"].title.text = None
+    # The legend above the panels: below them it covered the bottom row's x1 titles.
     fig.update_layout(
-        height=max(420, 400 * rows),
-        legend={"orientation": "h", "y": -0.1 / rows},
-        margin={"l": 40, "r": 20, "t": 60, "b": 40},
+        height=max(460, 400 * rows + 40),
+        legend={"orientation": "h", "y": 1.0 + 0.1 / rows, "yanchor": "bottom", "x": 0.0},
+        margin={"l": 40, "r": 20, "t": 110, "b": 40},
     )
     return fig
 
