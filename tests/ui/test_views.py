@@ -18,6 +18,7 @@ FAST = {"methods": "ls,mgda", "steps": 120, "lr": 0.05}
 @pytest.mark.parametrize("view", ["landscape", "trajectories", "regions", "teaching"])
 def test_each_view_renders(app, view):
     at = app(view=view, story="mgda_front", **FAST)
+    approve(at)  # the story's run may wait for a click on a loaded machine
     assert not at.exception
     assert not at.error
     assert figures(at), "every view draws at least one plotly figure"
