@@ -384,16 +384,14 @@ def classify(
     window_used = int(rec[-1] - rec[before]) if len(rec) > 1 else 0
     if stall_tol is None:
         stall_tol = stall_fraction * config.lr * max(window_used, 1)
-    box = np.asarray(problem.box, dtype=float)
-    if escape is None:
-        escape = float((box[:, 1] - box[:, 0]).max())
 
+    if escape is None:
+        escape = geometry.default_escape(problem.box)
     final = np.asarray(result.final_x, dtype=float)
     init = np.asarray([lane.init for lane in result.lanes], dtype=float)
     finite = np.isfinite(final).all(-1) & np.isfinite(np.asarray(result.final_losses)).all(-1)
     stopped = np.array([r not in ("completed", "early_stop") for r in result.stop_reason])
-    outside = np.maximum(np.maximum(box[:, 0] - final, final - box[:, 1]), 0.0)
-    escaped = finite & (np.linalg.norm(np.nan_to_num(outside), axis=-1) > escape)
+    escaped = finite & geometry.escaped(problem.box, final, escape)
     moved = np.linalg.norm(final - np.asarray(result.x[before], dtype=float), axis=-1)
 
     engine_class = np.array([result.outcome(i) for i in range(B)], dtype=object)

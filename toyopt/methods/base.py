@@ -128,6 +128,11 @@ class MethodOutput(NamedTuple):
     flags: dict[str, Tensor]  # name -> (B,) bool: which guard or solver event fired
 
 
+def plain_cost(params: dict) -> float:
+    """The cost of a method without an inner solver: one plain step (see ``MethodSpec.cost``)."""
+    return 1.0
+
+
 class Empty(NamedTuple):
     """State of a stateless method."""
 
@@ -144,6 +149,8 @@ class MethodSpec:
     ``guarantees`` names properties the shared test suite checks for this method:
     "non_conflicting" (<g_i, d> >= 0 for every i), "in_ball", "in_cone", "min_norm",
     "permutation_invariant", "norm_g0" (||d|| = ||g0||).
+    ``cost(params)`` is the work of one lane-step in units of a plain step (LS = 1), inner-solver
+    iterations included: ``toyopt.budget`` caps a run's work with it before the run starts.
     """
 
     name: str
@@ -158,6 +165,7 @@ class MethodSpec:
     guarantees: frozenset[str] = frozenset()
     weights_note: str = "direction = sum_i weights_i * g_i"
     summary: str = ""
+    cost: Callable[[dict], float] = plain_cost
 
     @property
     def stateful(self) -> bool:

@@ -123,6 +123,7 @@ SPEC = MethodSpec(
     paper="Hassanpour et al. 2025, arXiv 2502.00217 (pipeline reconstructed: no equations or code found)",
     summary="Cone-constrained dual weights by softmax-SGD, d by Sherman-Morrison-Woodbury, ||d|| = ||g0||.",
     step=step,
+    cost=lambda params: 1 + 0.05 * params["solver_steps"],  # per inner iteration, toyopt.budget
     params=schedule_params(
         0.5,
         0.0,

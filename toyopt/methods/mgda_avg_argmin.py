@@ -46,6 +46,7 @@ SPEC = MethodSpec(
     paper="Su Jianlin, blog 'Multi-task learning notes (II)', 2022 (kexue.fm/archives/8896)",
     summary="MGDA's min-norm point by averaging the worst task's gradient (Frank-Wolfe, step 1/(k+1)).",
     step=step,
+    cost=lambda params: 1 + 0.05 * params["iterations"],  # per inner iteration, toyopt.budget
     params=(
         ParamSpec(
             "iterations",

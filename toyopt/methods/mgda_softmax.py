@@ -48,6 +48,7 @@ SPEC = MethodSpec(
     paper="Su Jianlin, blog 'Multi-task learning notes (II)', 2022 (kexue.fm/archives/8896)",
     summary="MGDA's min-norm point by gradient descent on softmax logits of the weights.",
     step=step,
+    cost=lambda params: 1 + 0.15 * params["steps"],  # per inner iteration, toyopt.budget
     params=(
         ParamSpec(
             "steps",

@@ -127,6 +127,7 @@ SPEC = MethodSpec(
     paper="Navon et al., ICML 2022, arXiv 2202.01017",
     summary="Nash bargaining: alpha_i <g_i, d> = 1 for every task; for K = 2 the bisector with norm sqrt(2).",
     step=step,
+    cost=lambda params: 1 + 0.02 * params["newton_iters"],  # per inner iteration, toyopt.budget
     init=init,
     params=(
         ParamSpec(

@@ -80,6 +80,7 @@ SPEC = MethodSpec(
     paper="Xiao, Ban, Ji, NeurIPS 2023, arXiv 2305.18409",
     summary="MGDA pulled towards the mean gradient: min-norm of g_w + lambda g0 over the simplex.",
     step=step,
+    cost=lambda params: 1 + 0.02 * params["solver_iters"],  # per inner iteration, toyopt.budget
     params=(
         ParamSpec(
             "lmbda",

@@ -154,6 +154,7 @@ SPEC = MethodSpec(
     paper="Quinton & Rey, 'Jacobian Descent for Multi-Objective Optimization', arXiv 2406.16232 (TorchJD)",
     summary="Mean of the task gradients each projected onto the dual cone; PCGrad (mean) for two tasks.",
     step=step,
+    cost=lambda params: 1 + 0.01 * params["qp_sweeps"],  # per inner iteration, toyopt.budget
     params=(
         ParamSpec(
             "reg",

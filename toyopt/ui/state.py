@@ -14,6 +14,7 @@ tens); one click restores the published values.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -105,10 +106,14 @@ class Field:
         if self.kind == "int":
             ok = ok and value == int(value)
         if not ok:
-            raise ValueError(
-                f"{where} must be {kind} in [{self.low:g}, {self.high:g}], got {short_repr(text)}"
-            )
+            raise ValueError(f"{where} must be {kind} in {self.range_text()}, got {short_repr(text)}")
         return int(value) if self.kind == "int" else value
+
+    def range_text(self) -> str:
+        """'[low, high]', integers written out in full (a seed range is [0, 2147483647])."""
+        if self.kind == "int":
+            return f"[{int(self.low)}, {int(self.high)}]"
+        return f"[{self.low:g}, {self.high:g}]"
 
     def _point(self, chunk: str, i: int) -> tuple[float, float]:
         parts = chunk.split(",")
@@ -258,6 +263,7 @@ def parse_query(query: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
         except ValueError as exc:
             errors.append(str(exc))
     values = defaults(setup)
+    accepted: list[str] = []
     for key in query:
         if key == "setup":
             continue
@@ -268,9 +274,57 @@ def parse_query(query: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
             continue
         try:
             values[key] = field.parse(query[key])
+            accepted.append(key)
         except ValueError as exc:
             errors.append(str(exc))
-    return values, errors
+    return values, errors + _link_changes(values, accepted, defaults(setup))
+
+
+def _link_changes(values: dict[str, Any], accepted: list[str], base: dict[str, Any]) -> list[str]:
+    """What the ``accepted`` (valid) link parameters ask that the page cannot show as asked, each
+    said in words, with the value used instead set in ``values``: parameters of methods that are
+    not selected (back to ``base``), a trajectory method that is not selected, a recorded step
+    (at_step) beyond the run."""
+    from .runs import record_every
+
+    notes = []
+    selected = values["methods"]
+    for key in accepted:
+        method = key.split(".", 1)[0]
+        if "." in key and method in METHODS and method not in selected:
+            notes.append(f"{key} is ignored: {method} is not among the selected methods")
+            values[key] = base[key]
+    if "traj_method" in accepted and values["traj_method"] not in selected:
+        notes.append(f"traj_method {values['traj_method']} is not selected; {selected[0]} is used")
+        values["traj_method"] = selected[0]
+    last = (values["steps"] - 1) // record_every(values["steps"]) + 1  # the run's last recorded index
+    # (teach_step counts optimizer steps of the story's own run: the Teaching view takes the nearest.)
+    if "at_step" in accepted and values["at_step"] > last:
+        notes.append(
+            f"at_step {values['at_step']} is beyond the run's last recorded step {last}, used instead"
+        )
+        values["at_step"] = last
+    return notes
+
+
+#: Characters that start inline markdown in Streamlit: links and images ([ ] !), autolinks and
+#: HTML (< >), emphasis and code (* _ ~ `), math ($), entities (&), colour and icon directives (:),
+#: tables (|). Block syntax (headings, lists) needs a line start, and the escaped text has none.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>!$&~:|])")
+
+
+def escape_markdown(text: str) -> str:
+    """``text`` shown as itself in st.error/st.warning/st.markdown: every markdown character is
+    backslash-escaped and line breaks become spaces (no heading or block can start)."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(text.split()))
+
+
+def link_banner(errors: list[str]) -> str:
+    """The one error banner of a link's rejected or changed parameters; the messages quote the
+    link's text, so all of it is escaped."""
+    return "Ignored invalid link parameters (their defaults are used instead): " + escape_markdown(
+        "; ".join(errors)
+    )
 
 
 def encode(values: Mapping[str, Any]) -> dict[str, str]:

@@ -13,7 +13,7 @@ import torch
 from .. import geometry
 from ..methods import METHODS
 from ..problems import get_problem
-from . import controls, figures, regions, runs, state
+from . import controls, downloads, figures, regions, runs, state
 from .stories import STORIES
 
 CONFLICT_TEXT = (
@@ -145,3 +145,4 @@ def view(values: dict[str, Any]) -> None:
         "(after the setup's output scale and clipping). Cone half-angle: "
         f"{np.degrees(geometry.cone_half_angle(cone_c)):.1f} deg."
     )
+    downloads.offer_animation(svals, "teaching", overlay=True, regions_start=0, ball_c=ball_c, cone_c=cone_c)
