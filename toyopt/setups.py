@@ -128,6 +128,8 @@ _add(
         steps=35_000,
         methods=("ls", "mgda", "pcgrad", "cagrad", "nashmtl"),
         method_defaults=_NASH_CODE,
+        notes="The original runs in float32; UW's and DWA's stops there are float32 overflows, reproduced "
+        "with dtype float32 (docs/reproduction.md).",
     )
 )
 _add(

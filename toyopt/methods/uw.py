@@ -15,7 +15,8 @@ s shares the model's Adam but with ``method_params_lr`` = 0.025). ``loss_shift``
 uses L_i = l_i - l*_i; where L_i <= 1e-8 it is clamped to 1e-8 for the s update and
 ``loss_below_bound`` is raised. "none" uses L_i = l_i, as the published code does: a loss <= 0
 makes dL/ds_i >= 1/2, so s_i falls without bound and task i's weight exp(-s_i) / 2 grows
-exponentially (flagged; an overflow stops the lane).
+exponentially (flagged). In float32, as the published runs, the square of the growing direction
+soon overflows the optimizer's Adam second moment, which then freezes the parameters.
 """
 
 from __future__ import annotations
