@@ -33,7 +33,7 @@ st.set_page_config(page_title="toyopt: gradient aggregation on a two-task toy", 
 values = controls.session_values()
 errors = st.session_state.get(controls.URL_ERRORS)
 if errors:
-    st.error("Ignored invalid link parameters (their defaults are used instead): " + "; ".join(errors))
+    st.error(state.link_banner(errors))
 controls.sidebar(values)
 controls.bound(
     st.segmented_control,

@@ -1,6 +1,7 @@
 """Engine benchmark: batched engine (eager and compiled) against the one-point-at-a-time baseline.
 
 Run:  python benchmarks/bench_engine.py [--quick]
+      python benchmarks/bench_engine.py --segments METHOD ... [--threads 1]
 Writes benchmarks/results/engine.json; docs/benchmarks.md summarises it. Every figure is a median
 of repeated measurements in this one run (these machines are noisy: compare within a run only).
 
@@ -71,12 +72,48 @@ def timed(config: Config, repeats: int) -> tuple[float, float]:
     return statistics.median(times), times[0]
 
 
+def compiled_segments(methods: list[str], steps: int) -> dict:
+    """Per method (Nash-MTL preset, 5 starts): the first compiled call (compiling, cold or from
+    inductor's disk cache; process and CPU seconds) and ``steps`` steps recorded every 70 (the
+    app's interval at 35k steps) and once, compiled and in process CPU seconds too (the machine
+    is shared: CPU time says what the run itself cost)."""
+    from toyopt.setups import get_setup
+
+    setup = get_setup("nashmtl2022")
+    out = {"load_average_1_5_15_at_start": list(os.getloadavg())}
+    for name in methods:
+        config = setup.config(methods=[name], steps=steps, record_every=70, backend="compiled")
+        row = {}
+        for label, cfg in (
+            ("first_call", replace(config, steps=2, record_every=1)),
+            ("every_70", config),
+            ("every_70_again", config),
+            ("one_record", replace(config, record_every=steps)),
+        ):
+            wall, cpu = time.perf_counter(), time.process_time()
+            result = run(cfg)
+            row[label] = {"wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu}
+            assert result.backend == "compiled", result.notices
+        row["steps"] = steps
+        out[name] = row
+        print(name, json.dumps(row), flush=True)
+    out["load_average_1_5_15_at_end"] = list(os.getloadavg())
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="shorter runs (extrapolated to 35k steps)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--segments", nargs="+", default=None, help="time these methods' compiled segments only")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.segments:
+        previous = json.loads(OUT.read_text()) if OUT.exists() else {}
+        previous["compiled_segments"] = compiled_segments(args.segments, 35_000)
+        previous["compiled_segments"]["threads"] = torch.get_num_threads()
+        OUT.write_text(json.dumps(previous, indent=1))
+        return
     steps = 2_000 if args.quick else 35_000
     out: dict = {
         "machine": platform.platform(),

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import geometry
+from . import budget, geometry
 from .config import Config
 from .methods import draw_random, get_method, lane_params
 from .methods.base import StepInput
@@ -84,6 +84,9 @@ class Result:
     steps_run: int
     seconds: float
     flag_help: dict[str, str] = field(default_factory=dict)
+    final_class: list[str] = field(default_factory=list)  # global_min | pareto | other at the final x
+    backend: str = "eager"  # the backend that ran (compiled can fall back: see ``notices``)
+    notices: tuple[str, ...] = ()  # what a reader must be told (e.g. eager ran where compiled was asked)
 
     @property
     def final_x(self) -> np.ndarray:
@@ -96,15 +99,14 @@ class Result:
     def outcome(self, lane: int) -> str:
         """global_min | pareto | other | diverged, judged at the final state with the config's
         tolerance (a run that reaches the minimum is also on the Pareto set: it counts as the
-        minimum)."""
+        minimum). Diverged: stopped on a non-finite value, or ended far outside the problem's box
+        (``geometry.escaped``)."""
         if self.stop_reason[lane] not in ("completed", "early_stop"):
             return "diverged"
-        return self._final_class[lane]
+        return self.final_class[lane]
 
     def lanes_of(self, entry: int) -> list[Lane]:
         return [lane for lane in self.lanes if lane.entry == entry]
-
-    _final_class: list[str] = field(default_factory=list)
 
 
 def build_lanes(config: Config) -> list[Lane]:
@@ -123,23 +125,80 @@ def _seed_for(seed: int, name: str, occurrence: int) -> int:
     return (seed * 1_000_003 + zlib.crc32(name.encode()) * 7919 + occurrence * 104_729 + 12345) % (2**63 - 1)
 
 
+class _Draws:
+    """The random numbers of one method entry, drawn from its generator in fixed blocks of steps
+    (gradient noise for the block, then the method's own draws), so every backend and every way of
+    cutting the run into chunks or segments sees the same numbers."""
+
+    def __init__(self, spec, size: int, K: int, D: int, noise: bool, gen: torch.Generator, dtype, steps: int):
+        self.spec, self.size, self.K, self.D, self.noise, self.gen, self.dtype = (
+            spec,
+            size,
+            K,
+            D,
+            noise,
+            gen,
+            dtype,
+        )
+        self.steps = steps
+        # Blocks bound the memory of a block's draws for many lanes.
+        self.block = max(16, min(512, 1_000_000 // size))
+        self.start = self.end = 0
+        self.noises = self.randoms = None
+        self.needed = noise or spec.random is not None
+
+    def _draw(self, start: int) -> None:
+        n = min(self.block, self.steps - start)
+        self.start, self.end = start, start + n
+        self.noises = (
+            torch.randn((n, self.size, self.K, self.D), generator=self.gen, dtype=self.dtype)
+            if self.noise
+            else None
+        )
+        self.randoms = (
+            None
+            if self.spec.random is None
+            else draw_random(self.spec, n * self.size, self.K, self.D, self.gen, self.dtype).view(
+                n, self.size, -1
+            )
+        )
+
+    def take(self, t0: int, n: int) -> tuple[Tensor | None, Tensor | None]:
+        """(noises (n, lanes, K, D) or None, randoms (n, lanes, r) or None) of steps t0 .. t0 + n - 1
+        (called with consecutive ranges)."""
+        if not self.needed:
+            return None, None
+        parts = []
+        t = t0
+        while t < t0 + n:
+            if t >= self.end:
+                self._draw(self.end)
+            end = min(t0 + n, self.end)
+            sl = slice(t - self.start, end - self.start)
+            parts.append(tuple(None if z is None else z[sl] for z in (self.noises, self.randoms)))
+            t = end
+        if len(parts) == 1:
+            return parts[0]
+        return tuple(None if parts[0][i] is None else torch.cat([p[i] for p in parts]) for i in (0, 1))
+
+
 class _Group:
     """The lanes of one method entry: a contiguous slice of the batch."""
 
-    def __init__(self, spec, entry, sl, params, gen, state, flag_names):
-        self.spec, self.entry, self.sl, self.params, self.gen, self.state = (
+    def __init__(self, spec, entry, sl, params, draws, state):
+        self.spec, self.entry, self.sl, self.params, self.draws, self.state = (
             spec,
             entry,
             sl,
             params,
-            gen,
+            draws,
             state,
         )
-        self.flag_names = flag_names  # the spec's declared flags, in a fixed order
+        self.flag_names = list(spec.flags)  # the spec's declared flags, in a fixed order
         self.size = sl.stop - sl.start
 
 
-def _make_step(problem, pparams, groups, optimizer, lower, noise_std, K, D, dtype):
+def _make_step(problem, pparams, groups, optimizer, lower, noise_std):
     """One step for every lane as a pure function of tensors (so it can be compiled):
     (x, optimizer state, method states, progress, random draws) -> next of each + records."""
 
@@ -185,94 +244,71 @@ def _near_set(distance: geometry.FastParetoDistance, tol: float) -> Callable[[Te
     return lambda x: distance.within(x, tol)
 
 
-#: Steps per compiled block (backend "compiled"): longer blocks run faster but compile longer.
-UNROLL = 16
+@dataclass
+class _Run:
+    """A run as built from its config: lanes, method groups and the problem's geometry."""
+
+    config: Config
+    dtype: torch.dtype
+    problem: Any
+    pparams: dict
+    lanes: list[Lane]
+    x0: Tensor  # (B, D)
+    lower: Tensor  # (B, K)
+    optimizer: Any
+    groups: list[_Group]
+    names: list[str]  # the run's flag names: ENGINE_FLAGS, then each method's in order
+    flag_help: dict[str, str]
+    gmin: Tensor  # (D,)
+    pareto_distance: geometry.FastParetoDistance
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return len(self.lanes), self.problem.n_tasks, self.problem.dim
 
 
-def _padded(z: Tensor, start: int, length: int) -> Tensor:
-    part = z[start : start + length]
-    if part.shape[0] < length:
-        part = torch.cat([part, part[-1:].expand(length - part.shape[0], *part.shape[1:])])
-    return part
+@dataclass
+class _Book:
+    """Per-lane bookkeeping filled by a backend: guards, flags, first hits and the records."""
+
+    counts: Tensor  # (F, B) long
+    first: Tensor  # (F, B) long, -1 never
+    first_min: Tensor  # (B,) long
+    first_par: Tensor  # (B,) long
+    stop_step: Tensor  # (B,) long, -1 still running
+    stop_code: Tensor  # (B,) long: 1 nonfinite_loss, 2 nonfinite_direction
+    frozen_x: Tensor  # (B, D)
+    frozen_l: Tensor  # (B, K)
+    x: Tensor | None = None  # (B, D) the state after the last step
+    steps_run: int = 0
+    early: bool = False
+    records: list[tuple[Tensor, ...]] = field(default_factory=list)  # (t, x, l, d, w, flags) blocks
+
+    @staticmethod
+    def empty(B: int, K: int, D: int, F: int, dtype: torch.dtype) -> _Book:
+        never = torch.full((B,), -1, dtype=torch.long)
+        return _Book(
+            counts=torch.zeros((F, B), dtype=torch.long),
+            first=torch.full((F, B), -1, dtype=torch.long),
+            first_min=never.clone(),
+            first_par=never.clone(),
+            stop_step=never.clone(),
+            stop_code=torch.zeros(B, dtype=torch.long),
+            frozen_x=torch.zeros((B, D), dtype=dtype),
+            frozen_l=torch.zeros((B, K), dtype=dtype),
+        )
 
 
-def _row(blocks: list[Tensor], index: int) -> Tensor:
-    """Row ``index`` of torch.cat(blocks) without concatenating them."""
-    for block in blocks:
-        if index < block.shape[0]:
-            return block[index]
-        index -= block.shape[0]
-    raise IndexError(index)
-
-
-def _compiled_block(step_fn):
-    """UNROLL steps as one compiled graph (torch.compile, inductor); per-step outputs stacked."""
-
-    def block(x, opt_state, states, progress, noises, randoms):
-        xs, ls, ds, ws, fs = [], [], [], [], []
-        total = 0.0
-        for u in range(UNROLL):
-            x, opt_state, states, losses, d, w, flags = step_fn(
-                x,
-                opt_state,
-                states,
-                progress[u],
-                [None if z is None else z[u] for z in noises],
-                [None if r is None else r[u] for r in randoms],
-            )
-            xs.append(x), ls.append(losses), ds.append(d), ws.append(w), fs.append(flags)
-            # One sum over the block's states, losses and directions, each fused into the loop
-            # that computes them: finite unless one of them is not (or the sum overflows), the
-            # engine's cheap guard test.
-            total = total + (x.sum() + losses.sum() + d.sum())
-        stacked_flags = [torch.stack([f[g] for f in fs]) for g in range(len(fs[0]))]
-        stacked = (torch.stack(xs), torch.stack(ls), torch.stack(ds), torch.stack(ws))
-        return stacked[0], opt_state, states, *stacked[1:], stacked_flags, total
-
-    compiled = torch.compile(block, dynamic=False)
-    dynamo_config = torch._dynamo.config
-
-    def call(*args):
-        # Dynamo keeps at most `recompile_limit` (8) compiled versions of `block` per process (one
-        # per run structure) and would run every further structure eagerly, silently. Made to
-        # raise instead, the limit drops the old versions and this run compiles its own. (Set and
-        # restored by hand: config.patch costs about 0.2 ms, a whole 16-step block of 5 lanes 0.5 ms.)
-        previous = dynamo_config.fail_on_recompile_limit_hit
-        dynamo_config.fail_on_recompile_limit_hit = True
-        try:
-            return compiled(*args)
-        except torch._dynamo.exc.FailOnRecompileLimitHit:
-            torch.compiler.reset()
-            return compiled(*args)
-        finally:
-            dynamo_config.fail_on_recompile_limit_hit = previous
-
-    return call
-
-
-def run(config: Config, progress: Callable[[float], Any] | None = None, chunk: int | None = None) -> Result:
-    """Run every lane of ``config`` for ``config.steps`` steps (or until early stop).
-
-    The loop keeps per-step work to the step itself and collects each block's stacked outputs;
-    outcome checks, guards (non-finite values freeze a lane at its last finite point,
-    decided after the fact per chunk: lanes are independent, so a NaN lane cannot affect the
-    others), flag counts and recording run once per chunk, vectorised over its steps.
-    """
-    config = config.validated()
-    started = time.perf_counter()
+def _build(config: Config) -> _Run:
+    """Lanes, one group per method entry (parameters as tensors, random draws, initial state),
+    the run's flag table and the geometry the outcome checks need."""
     dtype = getattr(torch, config.dtype)
     problem = get_problem(config.problem)
     pparams = dict(config.problem_params)
     lanes = build_lanes(config)
     B, K, D = len(lanes), problem.n_tasks, problem.dim
-    # Chunk buffers hold chunk x B states: bound their memory for large runs (basin maps).
-    chunk = chunk or max(16, min(512, 1_000_000 // B))
-
-    x = torch.tensor([lane.init for lane in lanes], dtype=dtype).reshape(B, D)
+    x0 = torch.tensor([lane.init for lane in lanes], dtype=dtype).reshape(B, D)
     lower = torch.tensor(config.resolved_lower_bounds(), dtype=dtype).expand(B, K)
-    optimizer = make_optimizer(config.optimizer, config.lr, config.momentum)
-    opt_state = optimizer.init(x)
-
     groups: list[_Group] = []
     names: list[str] = list(ENGINE_FLAGS)
     flag_help = dict(ENGINE_FLAGS)
@@ -285,222 +321,412 @@ def run(config: Config, progress: Callable[[float], Any] | None = None, chunk: i
         params = lane_params(spec, {**per_lane, **shared}, len(idx), dtype)
         occurrence = sum(1 for other in config.methods[:e] if other.name == entry.name)
         gen = torch.Generator().manual_seed(_seed_for(config.seed, entry.name, occurrence))
+        draws = _Draws(spec, len(idx), K, D, config.noise > 0, gen, dtype, config.steps)
         state = spec.init_state(len(idx), K, D, params, dtype)
-        group = _Group(spec, entry, slice(idx[0], idx[-1] + 1), params, gen, state, list(spec.flags))
-        groups.append(group)
+        groups.append(_Group(spec, entry, slice(idx[0], idx[-1] + 1), params, draws, state))
         flag_help.update(spec.flags)
-        for n in spec.flags:
-            if n not in names:
-                names.append(n)
+        names += [n for n in spec.flags if n not in names]
+    pareto = geometry.pareto_set(problem, pparams)
+    return _Run(
+        config=config,
+        dtype=dtype,
+        problem=problem,
+        pparams=pparams,
+        lanes=lanes,
+        x0=x0,
+        lower=lower,
+        optimizer=make_optimizer(config.optimizer, config.lr, config.momentum),
+        groups=groups,
+        names=names,
+        flag_help=flag_help,
+        gmin=geometry.global_minimum(problem, pparams).to(dtype),
+        pareto_distance=geometry.FastParetoDistance(pareto, dtype, exact_within=config.tolerance),
+    )
+
+
+def run(config: Config, progress: Callable[[float], Any] | None = None, chunk: int | None = None) -> Result:
+    """Run every lane of ``config`` for ``config.steps`` steps (or until early stop).
+
+    Backend "eager" steps all lanes together in Python (the reference, ``chunk`` steps at a time);
+    "compiled" runs each method entry's lanes in compiled segments from one record to the next
+    (segment.py). Compiled falls back to eager, with a notice in ``Result.notices``, where it
+    cannot run: no C++ compiler, or an early-stop tolerance (a test across all entries' lanes at
+    every step).
+    """
+    config = config.validated()
+    budget.check(config)
+    started = time.perf_counter()
+    built = _build(config)
+    notices: list[str] = []
+    backend = config.backend
+    if backend == "compiled":
+        from .compiled import compiler_missing
+
+        reason = compiler_missing() or (
+            "early stop (early_stop_tol > 0) runs eagerly: the compiled backend ran eagerly"
+            if config.early_stop_tol > 0
+            else None
+        )
+        if reason:
+            notices.append(reason)
+            backend = "eager"
+    if backend == "compiled":
+        book = _run_compiled(built, progress)
+    else:
+        book = _run_eager(built, progress, chunk)
+    return _assemble(built, book, time.perf_counter() - started, backend, tuple(notices))
+
+
+def _group_rows(built: _Run, group: _Group, rows: tuple[str, ...]) -> Tensor:
+    return torch.tensor([built.names.index(n) for n in rows], dtype=torch.long)
+
+
+def _run_compiled(built: _Run, progress) -> _Book:
+    """Each method entry in compiled segments of at most the recording interval: the segment's
+    first step is the record (segment.py keeps guards, flags and first hits inside the loop)."""
+    from .compiled import segment_for
+    from .segment import GUARD_ROWS, Carry, Fixed
+
+    config, dtype = built.config, built.dtype
+    B, K, D = built.shape
+    book = _Book.empty(B, K, D, len(built.names), dtype)
+    steps, every = config.steps, config.record_every
+    pts = built.pareto_distance.pts
+    cell_first, cell_low, cell_width, window = _pareto_cells(pts, config.tolerance)
+
+    def scalar(v):
+        return torch.tensor(float(v), dtype=dtype)
+
+    problem_params = {
+        k: scalar(v) if isinstance(v, float) else v
+        for k, v in built.problem.validate_params(built.pparams).items()
+    }
+    lanes = []
+    for g in built.groups:
+        x0 = built.x0[g.sl].clone()
+        F = len(GUARD_ROWS) + len(g.flag_names)
+        static = {p.name: g.params[p.name] for p in g.spec.params if p.kind != "float"}
+        segment = segment_for(
+            built.problem,
+            g.spec,
+            type(g.state),
+            config.optimizer,
+            static,
+            config.noise > 0,
+            g.entry.output_scale != 1.0,
+            g.entry.clip_norm is not None,
+            dtype,
+        )
+        fixed = Fixed(
+            lr=scalar(config.lr),
+            momentum=scalar(config.momentum),
+            problem=problem_params,
+            lower=built.lower[g.sl].contiguous(),
+            noise_std=scalar(config.noise),
+            output_scale=scalar(g.entry.output_scale),
+            clip_norm=scalar(g.entry.clip_norm or 0.0),
+            gmin=built.gmin,
+            tol=scalar(config.tolerance),
+            pareto=pts,
+            window=torch.arange(window),
+            cell_first=cell_first,
+            cell_low=scalar(cell_low),
+            cell_width=scalar(cell_width),
+            progress_denominator=scalar(max(steps - 1, 1)),
+        )
+
+        carry = Carry(
+            x=x0,
+            prev_x=x0.clone(),
+            prev_l=torch.full((g.size, K), float("nan"), dtype=dtype),
+            stop_step=_never(g.size),
+            stop_code=torch.zeros(g.size, dtype=torch.long),
+            frozen_x=torch.zeros((g.size, D), dtype=dtype),
+            frozen_l=torch.zeros((g.size, K), dtype=dtype),
+            counts=torch.zeros((F, g.size), dtype=torch.long),
+            first=torch.full((F, g.size), -1, dtype=torch.long),
+            first_min=_never(g.size),
+            first_par=_never(g.size),
+        )
+        opt_state = (scalar(0.0), torch.zeros_like(x0), torch.zeros_like(x0))
+        if config.optimizer == "sgd":
+            opt_state = (scalar(0.0), torch.zeros_like(x0))
+        rows = _group_rows(built, g, GUARD_ROWS + tuple(g.flag_names))
+        lanes.append([g, segment, fixed, carry, opt_state, tuple(g.state), rows])
+    # Segments end at the next record (and their first step is one); long unrecorded stretches
+    # are cut so that their pre-drawn random numbers stay bounded.
+    cap = max(16, min(4096, 1_000_000 // max(g.size for g in built.groups)))
+    t0 = 0
+    while t0 < steps:
+        n = min(every - t0 % every, steps - t0)
+        if any(g.draws.needed for g in built.groups):
+            n = min(n, cap)
+        recorded = t0 % every == 0
+        rec = [torch.full((B, D), float("nan"), dtype=dtype) for _ in range(2)]
+        rec_l = torch.empty((B, K), dtype=dtype)
+        rec_w = torch.empty((B, K), dtype=dtype)
+        rec_f = torch.zeros((len(built.names), B), dtype=torch.bool)
+        for item in lanes:
+            g, segment, fixed, carry, opt_state, mstate, rows = item
+            noises, randoms = g.draws.take(t0, n)
+            x_before = carry.x
+            carry, opt_state, mstate, record = segment(
+                carry,
+                opt_state,
+                type(g.state)(*mstate),
+                _floats(g),
+                fixed,
+                noises,
+                randoms,
+                torch.tensor(t0),
+                torch.tensor(n),
+            )
+            item[3:6] = carry, opt_state, tuple(mstate)
+            if recorded:
+                x_rec, l_rec, d_rec, w_rec = _frozen_record(carry, x_before, record, t0)
+                rec[0][g.sl], rec_l[g.sl], rec[1][g.sl], rec_w[g.sl] = x_rec, l_rec, d_rec, w_rec
+                rec_f[rows, g.sl] |= record.flags
+        if recorded:
+            book.records.append(
+                (torch.tensor([t0]), rec[0][None], rec_l[None], rec[1][None], rec_w[None], rec_f[None])
+            )
+        t0 += n
+        if progress is not None:
+            progress(min(t0 / steps, 1.0))
+    book.x = torch.empty((B, D), dtype=dtype)
+    for g, _, _, carry, _, _, rows in lanes:
+        book.x[g.sl] = carry.x
+        book.counts[rows, g.sl] += carry.counts
+        book.first[rows, g.sl] = torch.where(carry.first >= 0, carry.first, book.first[rows, g.sl])
+        for name in ("first_min", "first_par", "stop_step", "stop_code", "frozen_x", "frozen_l"):
+            getattr(book, name)[g.sl] = getattr(carry, name)
+    book.steps_run = steps
+    return book
+
+
+def _never(size: int) -> Tensor:
+    """-1 per lane, a new tensor each call: a while_loop's operands may not alias one another."""
+    return torch.full((size,), -1, dtype=torch.long)
+
+
+def _floats(group: _Group) -> dict:
+    return {p.name: group.params[p.name] for p in group.spec.params if p.kind == "float"}
+
+
+def _frozen_record(carry, x_before: Tensor, record, t: int):
+    """The record at step t of one group as the eager loop writes it: lanes stopped before t
+    show their frozen point (losses, and NaN direction and weights); a lane stopping at t shows
+    its frozen point in place of x_t's non-finite entries."""
+    stopped = carry.stop_step >= 0
+    if not bool(stopped.any()):  # the common case: the record as the segment computed it
+        return x_before, record.losses, record.direction, record.weights
+    after = (stopped & (carry.stop_step < t))[:, None]
+    at_or_after = (stopped & (carry.stop_step <= t))[:, None]
+    x = torch.where(at_or_after & ~torch.isfinite(x_before), carry.frozen_x, x_before)
+    x = torch.where(after, carry.frozen_x, x)
+    losses = torch.where(after, carry.frozen_l, record.losses)
+    d = torch.where(after, float("nan"), record.direction)
+    w = torch.where(after, float("nan"), record.weights)
+    return x, losses, d, w
+
+
+def _pareto_cells(pts: Tensor, tol: float) -> tuple[Tensor, float, float, int]:
+    """segment.pareto_distance's lookup for the polyline ``pts`` (sorted by x1): uniform cells of
+    width tol over its x1 range, each cell's first segment (taken from the cell before, against
+    rounding in the cell index) and the window length W that reaches every segment meeting
+    [x1 - tol, x1 + tol] from any point of any cell. Returns (cell_first, low, width, W)."""
+    x1 = pts[:, 0].double().contiguous()
+    n = x1.shape[0]
+    low, width = float(x1[0]) - 2 * tol, tol
+    cells = int((float(x1[-1]) - low) / width) + 3
+    edges = low + width * torch.arange(-1, cells + 2, dtype=torch.float64)
+    first = (torch.searchsorted(x1, edges[:cells].contiguous()) - 1).clamp(0, n - 2)
+    reach = torch.searchsorted(x1, (edges[3 : cells + 3] + 2 * tol).contiguous()).clamp(max=n - 2)
+    return first, low, width, int((reach - first).max()) + 2
+
+
+def _run_eager(built: _Run, progress, chunk: int | None) -> _Book:
+    """The reference loop: every lane stepped together, ``chunk`` steps at a time; guards, first
+    hits, flag counts and records are decided after each chunk, vectorised over its steps."""
+    config, dtype = built.config, built.dtype
+    B, K, D = built.shape
+    groups, names = built.groups, built.names
+    # Chunk buffers hold chunk x B states: bound their memory for large runs (basin maps).
+    chunk = chunk or max(16, min(512, 1_000_000 // B))
     # Row of each group's flag (and its clip flag) in the run-wide flag table.
     group_rows = [
-        torch.tensor(
-            [names.index(n) for n in g.flag_names] + ([names.index("clipped")] if g.entry.clip_norm else []),
-            dtype=torch.long,
-        )
+        _group_rows(built, g, tuple(g.flag_names) + (("clipped",) if g.entry.clip_norm else ()))
         for g in groups
     ]
-    step_fn = _make_step(problem, pparams, groups, optimizer, lower, config.noise, K, D, dtype)
-    unroll = 1
-    if config.backend == "compiled":
-        step_fn, unroll = _compiled_block(step_fn), UNROLL
-        chunk = max(unroll, chunk - chunk % unroll)
-        opt_state = optimizer.init(x, step=torch.tensor(0.0, dtype=dtype))
-
-    pareto = geometry.pareto_set(problem, pparams)
-    pareto_distance = geometry.FastParetoDistance(pareto, dtype, exact_within=config.tolerance)
-    gmin = geometry.global_minimum(problem, pparams).to(dtype)
-    tol = config.tolerance
-    eps = torch.finfo(dtype).eps
-
-    steps = config.steps
-    every = config.record_every
-    rec_x, rec_l, rec_d, rec_w, rec_f, rec_t = [], [], [], [], [], []
-    F = len(names)
-    counts = torch.zeros((F, B), dtype=torch.long)
-    first = torch.full((F, B), -1, dtype=torch.long)
-    first_min = torch.full((B,), -1, dtype=torch.long)
-    first_par = torch.full((B,), -1, dtype=torch.long)
-    stop_step = torch.full((B,), -1, dtype=torch.long)  # -1: still running
-    stop_code = torch.zeros(B, dtype=torch.long)  # 1 nonfinite_loss, 2 nonfinite_direction
-    frozen_x = torch.zeros((B, D), dtype=dtype)
-    frozen_l = torch.zeros((B, K), dtype=dtype)
-    steps_run = steps
-    early = False
+    step_fn = _make_step(built.problem, built.pparams, groups, built.optimizer, built.lower, config.noise)
+    book = _Book.empty(B, K, D, len(names), dtype)
+    x = built.x0
+    opt_state = built.optimizer.init(x)
     states = [g.state for g in groups]
+    steps, every = config.steps, config.record_every
+    book.steps_run = steps
     t0 = 0
     # The last state x_t and its losses before the current chunk (where a lane whose x goes
     # non-finite right at a chunk boundary is frozen).
-    prev_x = prev_l = None
-    while t0 < steps and not early:
+    prev = None
+    while t0 < steps and not book.early:
         C = min(chunk, steps - t0)
-        noises = [
-            torch.randn((C, g.size, K, D), generator=g.gen, dtype=dtype) if config.noise > 0 else None
-            for g in groups
-        ]
-        randoms = [
-            None
-            if g.spec.random is None
-            else draw_random(g.spec, C * g.size, K, D, g.gen, dtype).view(C, g.size, -1)
-            for g in groups
-        ]
-        # Per block of steps (one step eager, UNROLL compiled): (x_{t+1}, losses, d, w) stacked
-        # over its steps, and each group's flags (steps, rows, lanes).
-        parts: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []
-        part_flags: list[list[Tensor]] = []
-        totals: list[Tensor] = []  # compiled: each block's one sum over its x, losses and d
+        draws = [g.draws.take(t0, C) for g in groups]
+        parts, part_flags = [], []
         x_start = x
-        if unroll == 1:
-            for c in range(C):
-                progress_t = torch.tensor((t0 + c) / max(steps - 1, 1), dtype=dtype)
-                x, opt_state, states, losses, d, w, flags = step_fn(
-                    x,
-                    opt_state,
-                    states,
-                    progress_t,
-                    [None if n is None else n[c] for n in noises],
-                    [None if r is None else r[c] for r in randoms],
-                )
-                parts.append((x[None], losses[None], d[None], w[None]))
-                part_flags.append([fl[None] for fl in flags])
-        else:
-            for c in range(0, C, unroll):
-                n = min(unroll, C - c)  # the last block may be padded; its extra steps are discarded
-                prog = (torch.arange(t0 + c, t0 + c + unroll, dtype=dtype) / max(steps - 1, 1)).clamp(max=1.0)
-                x_b, opt_state, states, l_b, d_b, w_b, f_b, total = step_fn(
-                    x,
-                    opt_state,
-                    states,
-                    prog,
-                    [None if z is None else _padded(z, c, unroll) for z in noises],
-                    [None if r is None else _padded(r, c, unroll) for r in randoms],
-                )
-                x = x_b[n - 1]
-                parts.append((x_b[:n], l_b[:n], d_b[:n], w_b[:n]))
-                part_flags.append([fl[:n] for fl in f_b])
-                totals.append(total)
-        buf_x = torch.cat([x_start[None], *(p[0] for p in parts)])  # (C + 1, B, D): x_t0 ... x_t0+C
+        for c in range(C):
+            progress_t = torch.tensor((t0 + c) / max(steps - 1, 1), dtype=dtype)
+            x, opt_state, states, losses, d, w, flags = step_fn(
+                x,
+                opt_state,
+                states,
+                progress_t,
+                [None if n is None else n[c] for n, _ in draws],
+                [None if r is None else r[c] for _, r in draws],
+            )
+            parts.append((x, losses, d, w))
+            part_flags.append(flags)
+        buf_x = torch.stack([x_start, *(p[0] for p in parts)])  # (C + 1, B, D): x_t0 ... x_t0+C
         ts = torch.arange(t0, t0 + C)
-        # Early stop: the first step after which no lane moved more than the tolerance.
         if config.early_stop_tol > 0:
-            moved = (buf_x[1:] - buf_x[:-1]).norm(dim=-1).nan_to_num(0.0).amax(-1)
-            still = torch.nonzero(moved < config.early_stop_tol).flatten()
-            if len(still):
-                C = int(still[0]) + 1
-                early = True
-                steps_run = t0 + C
-                ts = ts[:C]
+            C, ts = _early_stop(book, buf_x, ts, t0, config.early_stop_tol)
         xs = buf_x[:C]
-        fs = torch.zeros((C, F, B), dtype=torch.bool)
+        ls, ds, ws = (torch.stack([p[i] for p in parts[:C]]) for i in (1, 2, 3))
+        fs = torch.zeros((C, len(names), B), dtype=torch.bool)
         for gi, (g, rows) in enumerate(zip(groups, group_rows)):
             if len(rows):
-                fs[:, rows, g.sl] = torch.cat([pf[gi] for pf in part_flags])[:C]
-        keep = ts % every == 0
-        # Guards, decided after the fact: the first non-finite loss/gradient or direction stops a lane.
-        # One sum first: NaN and inf propagate through it, so a finite total (the common case)
-        # means every value is finite and the per-lane tests can be skipped. Compiled blocks sum
-        # their own outputs inside the kernel; then the losses, directions and weights of a chunk
-        # are gathered only when something is recorded or may be non-finite.
-        if totals:
-            suspect = not bool(torch.isfinite(torch.stack(totals).sum()))
-            ls = ds = ws = None
-            if suspect or bool(keep.any()):
-                ls, ds, ws = (torch.cat([p[i] for p in parts])[:C] for i in (1, 2, 3))
-        else:
-            ls, ds, ws = (torch.cat([p[i] for p in parts])[:C] for i in (1, 2, 3))
-            suspect = not bool(torch.isfinite(xs.sum() + ls.sum() + ds.sum()))
-        hit = None
-        if suspect:
-            bad_loss = ~torch.isfinite(ls).all(-1) | ~torch.isfinite(xs).all(-1)
-            bad_dir = ~torch.isfinite(ds).all(-1) & ~bad_loss
-            bad = (bad_loss | bad_dir) & (stop_step < 0)
-            hit = bad.any(0)
-        if hit is not None and bool(hit.any()):
-            first_bad = torch.where(bad, ts[:, None], torch.iinfo(torch.long).max).amin(0)
-            lanes_hit = torch.nonzero(hit).flatten()
-            for i in lanes_hit.tolist():
-                c = int(first_bad[i]) - t0
-                stop_code[i] = 1 if bool(bad_loss[c, i]) else 2
-                fs[c, names.index("nonfinite_loss" if stop_code[i] == 1 else "nonfinite_direction"), i] = True
-                # The last finite point: x_t itself, or x_{t-1} when x_t is already non-finite.
-                if bool(torch.isfinite(xs[c, i]).all()) and bool(torch.isfinite(ls[c, i]).all()):
-                    frozen_x[i], frozen_l[i] = xs[c, i], ls[c, i]
-                elif c > 0:
-                    frozen_x[i], frozen_l[i] = xs[c - 1, i], ls[c - 1, i]
-                elif prev_x is not None:
-                    frozen_x[i], frozen_l[i] = prev_x[i], prev_l[i]
-                else:  # a non-finite start cannot pass validation; keep the start
-                    frozen_x[i] = buf_x[0, i]
-                    frozen_l[i] = float("nan")
-            stop_step = torch.where(hit, first_bad, stop_step)
-        prev_x, prev_l = xs[-1], ls[-1] if ls is not None else _row([p[1] for p in parts], C - 1)
-        # Everything after a lane's stop step is the frozen lane.
-        after = (stop_step >= 0)[None, :] & (ts[:, None] > stop_step[None, :])
-        if bool((stop_step >= 0).any()):  # (the common case, no stopped lane, skips the copies)
-            at_or_after = (stop_step >= 0)[None, :] & (ts[:, None] >= stop_step[None, :])
-            xs = torch.where(at_or_after[..., None] & ~torch.isfinite(xs), frozen_x[None], xs)
-            xs = torch.where(after[..., None], frozen_x[None], xs)
-            if ls is not None:
-                ls = torch.where(after[..., None], frozen_l[None], ls)
-                ds = torch.where(after[..., None], float("nan"), ds)
-                ws = torch.where(after[..., None], float("nan"), ws)
+                fs[:, rows, g.sl] = torch.stack([pf[gi] for pf in part_flags[:C]])
+        after = _guards(book, names, ts, xs, ls, ds, fs, prev, buf_x[0])
+        prev = xs[-1], ls[-1]
+        if bool((book.stop_step >= 0).any()):  # (the common case, no stopped lane, skips the copies)
+            at_or_after = (book.stop_step >= 0)[None, :] & (ts[:, None] >= book.stop_step[None, :])
+            xs = torch.where(at_or_after[..., None] & ~torch.isfinite(xs), book.frozen_x[None], xs)
+            xs = torch.where(after[..., None], book.frozen_x[None], xs)
+            ls = torch.where(after[..., None], book.frozen_l[None], ls)
+            ds = torch.where(after[..., None], float("nan"), ds)
+            ws = torch.where(after[..., None], float("nan"), ws)
             fs = fs & ~after[:, None, :]
-        # Outcome bookkeeping at every x_t of the chunk, only for the lanes that have not yet
-        # reached the minimum (or the Pareto set): once reached, the first step is known. A lane
-        # at distance r from a target at the chunk's start that moves at most `reach` from there
-        # stays farther than r - reach all chunk (triangle inequality), so only lanes with
-        # r - reach <= tol need the per-step test (stalled lanes far away, most of a basin map's
-        # unfinished ones, skip it).
-        big = torch.iinfo(torch.long).max
-        pending = torch.nonzero((first_min < 0) | (first_par < 0)).flatten()
-        if len(pending):
-            path = xs[:, pending]  # (C, P, D)
-            start = path[0]
-            reach = (path - start).norm(dim=-1).amax(0)
-            for first_hit, lower_bound, near in (
-                (first_min, (start - gmin).norm(dim=-1), _near_point(gmin, tol)),
-                (first_par, pareto_distance.box_distance(start), _near_set(pareto_distance, tol)),
-            ):
-                slack = 8 * eps * (lower_bound + reach + tol)  # rounding in the three distances
-                need = (first_hit[pending] < 0) & ~(lower_bound - reach > tol + slack)
-                sel = torch.nonzero(need).flatten()
-                if len(sel):
-                    near_lanes = pending[sel]
-                    hit_now = near(path[:, sel].reshape(-1, D)).view(C, -1) & ~after[:, near_lanes]
-                    cand = torch.where(hit_now, ts[:, None], big).amin(0)
-                    first_hit[near_lanes] = torch.where(cand < big, cand, -1)
-        if bool(fs.any()):
-            counts += fs.sum(0)
-            cand_flag = torch.where(fs, ts[:, None, None], big).amin(0)
-            first = torch.where((first < 0) & (cand_flag < big), cand_flag, first)
+        _first_hits(built, book, ts, xs, after)
+        _count_flags(book, ts, fs)
+        keep = ts % every == 0
         if bool(keep.any()):
-            rec_x.append(xs[keep])
-            rec_l.append(ls[keep])
-            rec_d.append(ds[keep])
-            rec_w.append(ws[keep])
-            rec_f.append(fs[keep])
-            rec_t.append(ts[keep])
+            book.records.append((ts[keep], xs[keep], ls[keep], ds[keep], ws[keep], fs[keep]))
         x = buf_x[C]
         t0 += C
         if progress is not None:
             progress(min(t0 / steps, 1.0))
+    book.x = x
+    return book
 
-    stopped = stop_step >= 0
-    x = torch.where(stopped[:, None], frozen_x, x)
-    losses, _ = problem.losses_and_grads(x, pparams)
-    losses = torch.where(stopped[:, None], frozen_l, losses)
-    near_min = (x - gmin).norm(dim=-1) <= tol
-    near_par = pareto_distance.within(x, tol)
-    first_min = torch.where((first_min < 0) & near_min & ~stopped, steps_run, first_min)
-    first_par = torch.where((first_par < 0) & near_par & ~stopped, steps_run, first_par)
+
+def _early_stop(book: _Book, buf_x: Tensor, ts: Tensor, t0: int, tol: float) -> tuple[int, Tensor]:
+    """The first step after which no lane moved more than ``tol``: the chunk is cut after it."""
+    moved = (buf_x[1:] - buf_x[:-1]).norm(dim=-1).nan_to_num(0.0).amax(-1)
+    still = torch.nonzero(moved < tol).flatten()
+    C = len(ts)
+    if len(still):
+        C = int(still[0]) + 1
+        book.early = True
+        book.steps_run = t0 + C
+    return C, ts[:C]
+
+
+def _guards(book: _Book, names, ts, xs, ls, ds, fs, prev, start) -> Tensor:
+    """The first non-finite loss/gradient (or x) or direction of a chunk stops its lane at that
+    step, frozen at its last finite point; returns ``after`` (C, B): the steps after a lane's stop.
+    One sum first: NaN and inf propagate through it, so a finite total (the common case) means
+    every value is finite and the per-lane tests are skipped."""
+    t0 = int(ts[0])
+    if not bool(torch.isfinite(xs.sum() + ls.sum() + ds.sum())):
+        bad_loss = ~torch.isfinite(ls).all(-1) | ~torch.isfinite(xs).all(-1)
+        bad_dir = ~torch.isfinite(ds).all(-1) & ~bad_loss
+        bad = (bad_loss | bad_dir) & (book.stop_step < 0)
+        hit = bad.any(0)
+        first_bad = torch.where(bad, ts[:, None], torch.iinfo(torch.long).max).amin(0)
+        for i in torch.nonzero(hit).flatten().tolist():
+            c = int(first_bad[i]) - t0
+            code = 1 if bool(bad_loss[c, i]) else 2
+            book.stop_code[i] = code
+            fs[c, names.index("nonfinite_loss" if code == 1 else "nonfinite_direction"), i] = True
+            # The last finite point: x_t itself, or x_{t-1} when x_t is already non-finite.
+            if bool(torch.isfinite(xs[c, i]).all()) and bool(torch.isfinite(ls[c, i]).all()):
+                book.frozen_x[i], book.frozen_l[i] = xs[c, i], ls[c, i]
+            elif c > 0:
+                book.frozen_x[i], book.frozen_l[i] = xs[c - 1, i], ls[c - 1, i]
+            elif prev is not None:
+                book.frozen_x[i], book.frozen_l[i] = prev[0][i], prev[1][i]
+            else:  # a non-finite start cannot pass validation; keep the start
+                book.frozen_x[i] = start[i]
+                book.frozen_l[i] = float("nan")
+        book.stop_step = torch.where(hit, first_bad, book.stop_step)
+    # Everything after a lane's stop step is the frozen lane.
+    return (book.stop_step >= 0)[None, :] & (ts[:, None] > book.stop_step[None, :])
+
+
+def _first_hits(built: _Run, book: _Book, ts: Tensor, xs: Tensor, after: Tensor) -> None:
+    """The first steps within the tolerance of the global minimum and of the Pareto set, tested
+    only for lanes that have not reached them. A lane at distance r from a target at the chunk's
+    start that moves at most `reach` from there stays farther than r - reach all chunk (triangle
+    inequality), so only lanes with r - reach <= tol need the per-step test (stalled lanes far
+    away, most of a basin map's unfinished ones, skip it)."""
+    tol, D = built.config.tolerance, built.shape[2]
+    eps = torch.finfo(built.dtype).eps
+    big = torch.iinfo(torch.long).max
+    pending = torch.nonzero((book.first_min < 0) | (book.first_par < 0)).flatten()
+    if not len(pending):
+        return
+    C = len(ts)
+    path = xs[:, pending]  # (C, P, D)
+    start = path[0]
+    reach = (path - start).norm(dim=-1).amax(0)
+    for first_hit, lower_bound, near in (
+        (book.first_min, (start - built.gmin).norm(dim=-1), _near_point(built.gmin, tol)),
+        (book.first_par, built.pareto_distance.box_distance(start), _near_set(built.pareto_distance, tol)),
+    ):
+        slack = 8 * eps * (lower_bound + reach + tol)  # rounding in the three distances
+        need = (first_hit[pending] < 0) & ~(lower_bound - reach > tol + slack)
+        sel = torch.nonzero(need).flatten()
+        if len(sel):
+            near_lanes = pending[sel]
+            hit_now = near(path[:, sel].reshape(-1, D)).view(C, -1) & ~after[:, near_lanes]
+            cand = torch.where(hit_now, ts[:, None], big).amin(0)
+            first_hit[near_lanes] = torch.where(cand < big, cand, -1)
+
+
+def _count_flags(book: _Book, ts: Tensor, fs: Tensor) -> None:
+    if bool(fs.any()):
+        big = torch.iinfo(torch.long).max
+        book.counts += fs.sum(0)
+        cand = torch.where(fs, ts[:, None, None], big).amin(0)
+        book.first = torch.where((book.first < 0) & (cand < big), cand, book.first)
+
+
+def _assemble(built: _Run, book: _Book, seconds: float, backend: str, notices: tuple[str, ...]) -> Result:
+    """The final state (stopped lanes at their frozen point), its first hits and outcome class,
+    and the records as numpy arrays."""
+    config, dtype = built.config, built.dtype
+    B, K, D = built.shape
+    tol = config.tolerance
+    stopped = book.stop_step >= 0
+    x = torch.where(stopped[:, None], book.frozen_x, book.x)
+    losses, _ = built.problem.losses_and_grads(x, built.pparams)
+    losses = torch.where(stopped[:, None], book.frozen_l, losses)
+    near_min = (x - built.gmin).norm(dim=-1) <= tol
+    near_par = built.pareto_distance.within(x, tol)
+    first_min = torch.where((book.first_min < 0) & near_min & ~stopped, book.steps_run, book.first_min)
+    first_par = torch.where((book.first_par < 0) & near_par & ~stopped, book.steps_run, book.first_par)
+    far = geometry.escaped(built.problem.box, x.to(torch.float64).numpy())
     nan_d = torch.full((1, B, D), float("nan"), dtype=dtype)
     nan_w = torch.full((1, B, K), float("nan"), dtype=dtype)
-    codes = {0: "early_stop" if early else "completed", 1: "nonfinite_loss", 2: "nonfinite_direction"}
-    reason = [codes[int(c)] for c in stop_code]
-    result = Result(
+    codes = {0: "early_stop" if book.early else "completed", 1: "nonfinite_loss", 2: "nonfinite_direction"}
+    rec_t, rec_x, rec_l, rec_d, rec_w, rec_f = (
+        (list(r) for r in zip(*book.records)) if book.records else ([],) * 6
+    )
+    names = built.names
+    return Result(
         config=config,
-        lanes=lanes,
-        recorded_steps=torch.cat(rec_t + [torch.tensor([steps_run])]).numpy(),
+        lanes=built.lanes,
+        recorded_steps=torch.cat(rec_t + [torch.tensor([book.steps_run])]).numpy(),
         x=torch.cat(rec_x + [x[None]]).numpy(),
         losses=torch.cat(rec_l + [losses[None]]).numpy(),
         directions=torch.cat(rec_d + [nan_d]).numpy(),
@@ -509,18 +735,20 @@ def run(config: Config, progress: Callable[[float], Any] | None = None, chunk: i
             n: torch.cat([f[:, j] for f in rec_f] + [torch.zeros((1, B), dtype=torch.bool)]).numpy()
             for j, n in enumerate(names)
         },
-        flag_counts={n: counts[j].numpy() for j, n in enumerate(names)},
-        flag_first={n: first[j].numpy() for j, n in enumerate(names)},
+        flag_counts={n: book.counts[j].numpy() for j, n in enumerate(names)},
+        flag_first={n: book.first[j].numpy() for j, n in enumerate(names)},
         first_global_min=first_min.numpy(),
         first_pareto=first_par.numpy(),
-        stop_step=torch.where(stopped, stop_step, steps_run).numpy(),
-        stop_reason=reason,
-        global_min=gmin.to(torch.float64).numpy(),
-        steps_run=steps_run,
-        seconds=time.perf_counter() - started,
-        flag_help=flag_help,
+        stop_step=torch.where(stopped, book.stop_step, book.steps_run).numpy(),
+        stop_reason=[codes[int(c)] for c in book.stop_code],
+        global_min=built.gmin.to(torch.float64).numpy(),
+        steps_run=book.steps_run,
+        seconds=seconds,
+        flag_help=built.flag_help,
+        final_class=[
+            "diverged" if far[i] else "global_min" if near_min[i] else "pareto" if near_par[i] else "other"
+            for i in range(B)
+        ],
+        backend=backend,
+        notices=notices,
     )
-    result._final_class = [
-        "global_min" if bool(near_min[i]) else "pareto" if bool(near_par[i]) else "other" for i in range(B)
-    ]
-    return result

@@ -153,6 +153,23 @@ class FastParetoDistance:
 # -- feasible regions in gradient space (2-D) ---------------------------------------------------
 
 
+def default_escape(box) -> float:
+    """How far outside the plotting box a final point counts as escaped: the box's larger side."""
+    box = np.asarray(box, dtype=float)
+    return float((box[:, 1] - box[:, 0]).max())
+
+
+def escaped(box, points: np.ndarray, escape: float | None = None) -> np.ndarray:
+    """(N,) bool: which finite ``points`` (N, D) lie farther than ``escape`` (default
+    ``default_escape``) from the plotting ``box``. Such a lane has left the picture for good and
+    counts as diverged, in the engine's outcome and in the basin maps alike."""
+    escape = default_escape(box) if escape is None else escape
+    box = np.asarray(box, dtype=float)
+    points = np.asarray(points, dtype=float)
+    outside = np.maximum(np.maximum(box[:, 0] - points, points - box[:, 1]), 0.0)
+    return np.isfinite(points).all(-1) & (np.linalg.norm(np.nan_to_num(outside), axis=-1) > escape)
+
+
 def cone_half_angle(c: float) -> float:
     """ConicGrad's cone {d : cos(d, g0) >= c}: half-angle arccos(c) (c in [-1, 1]); the region is
     convex for c >= 0 and non-convex for c < 0."""

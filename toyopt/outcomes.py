@@ -47,6 +47,7 @@ import torch
 from . import geometry
 from .config import MAX_INITS, Config
 from .engine import Result, run
+from .methods.base import UNIT_SWEEP
 from .problems import get_problem
 
 CATEGORIES = ("global_min", "pareto", "stalled", "moving", "diverged")
@@ -66,8 +67,8 @@ APP_MAX_RANDOM = 10_000
 APP_MAX_LANES = 40_000
 APP_MAX_STEPS = 100_000
 
-#: The c sweep offered for methods with a float parameter ``c`` (CAGrad, ConicGrad): 0.05..0.95.
-C_SWEEP = tuple(round(0.05 * k, 2) for k in range(1, 20))
+#: The c sweep of CAGrad and ConicGrad, 0.05..0.95 (their ``ParamSpec.sweep``; for labels).
+C_SWEEP = UNIT_SWEEP
 
 FORMAT_VERSION = 1
 
@@ -139,21 +140,23 @@ def basin_config(base: Config, starts: Starts) -> Config:
     return replace(base, inits=starts.points(), record_every=record_every).validated()
 
 
-def with_param_sweep(config: Config, name: str = "c", values=C_SWEEP) -> Config:
-    """Every method entry with a float parameter ``name`` gets the list ``values`` (one lane per
-    value and start); the others are unchanged. Raises if no entry has such a parameter."""
+def with_param_sweep(config: Config, name: str | None = None, values=None) -> Config:
+    """Every method entry with a swept parameter (``ParamSpec.sweep``; only if it is called
+    ``name``, when given) runs it at ``values`` (default: its own sweep values), one lane per value
+    and start; the others are unchanged. Raises if no entry has such a parameter."""
     from .methods import get_method
 
     entries, touched = [], False
     for entry in config.methods:
-        spec = get_method(entry.name)
-        if any(p.name == name and p.kind == "float" for p in spec.params):
-            entries.append(replace(entry, params={**entry.params, name: list(values)}))
+        p = get_method(entry.name).swept()
+        if p is not None and name in (None, p.name):
+            swept = list(p.sweep if values is None else values)
+            entries.append(replace(entry, params={**entry.params, p.name: swept}))
             touched = True
         else:
             entries.append(entry)
     if not touched:
-        raise ValueError(f"no method in the run has a float parameter {name!r} to sweep")
+        raise ValueError(f"no method in the run has a swept parameter{f' {name!r}' if name else ''}")
     return replace(config, methods=tuple(entries)).validated()
 
 
@@ -382,16 +385,14 @@ def classify(
     window_used = int(rec[-1] - rec[before]) if len(rec) > 1 else 0
     if stall_tol is None:
         stall_tol = stall_fraction * config.lr * max(window_used, 1)
-    box = np.asarray(problem.box, dtype=float)
-    if escape is None:
-        escape = float((box[:, 1] - box[:, 0]).max())
 
+    if escape is None:
+        escape = geometry.default_escape(problem.box)
     final = np.asarray(result.final_x, dtype=float)
     init = np.asarray([lane.init for lane in result.lanes], dtype=float)
     finite = np.isfinite(final).all(-1) & np.isfinite(np.asarray(result.final_losses)).all(-1)
     stopped = np.array([r not in ("completed", "early_stop") for r in result.stop_reason])
-    outside = np.maximum(np.maximum(box[:, 0] - final, final - box[:, 1]), 0.0)
-    escaped = finite & (np.linalg.norm(np.nan_to_num(outside), axis=-1) > escape)
+    escaped = finite & geometry.escaped(problem.box, final, escape)
     moved = np.linalg.norm(final - np.asarray(result.x[before], dtype=float), axis=-1)
 
     engine_class = np.array([result.outcome(i) for i in range(B)], dtype=object)

@@ -14,6 +14,13 @@ and tests/ui/test_state.py do not cover yet.
   data files beside it, basins output, a directory) is never replaced without --force, not even one
   that appears while the command runs.
 - Error messages show a bad value shortened (40 characters), however long it is.
+
+Issue 12 (second round): caps on the product of the inputs (recorded memory, work with inner-solver
+iterations; ``toyopt.budget``) in the core, CLI, ``figure --from`` and app; runs stop when their
+session goes away; one-line errors for long --out names, a missing C++ compiler and a full stdout;
+FIFOs, dangling symlinks and directories refused before the work; SIGTERM cleans up; one
+"diverged" rule; figure metadata read only where its format keeps it, with bounded memory; link
+text escaped in the app's banners and silent link changes reported there.
 """
 
 from __future__ import annotations
@@ -24,7 +31,6 @@ import math
 import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -66,7 +72,7 @@ def base_dict() -> dict:
         ({"methods": [{"name": 3}]}, r"^methods\[0\] must be an object with a string 'name'"),
         ({"methods": [{"name": "ls", "params": "abc"}]}, r"methods\[0\]\(ls\)\.params must be an object"),
         ({"methods": [{"name": "ls", "params": [1]}]}, r"methods\[0\]\(ls\)\.params must be an object"),
-        ({"methods": [{"name": "mgda", "params": {"fw_iters": "3"}}]}, r"params\.fw_iters must be a number"),
+        ({"methods": [{"name": "mgda", "params": {"fw_iters": "3"}}]}, r"fw_iters must be an integer"),
         ({"methods": [{"name": "ls", "params": {"reduction": 3}}]}, r"params\.reduction must be one of"),
         ({"methods": [{"name": "ls", "output_scale": "1"}]}, r"methods\[0\]\(ls\)\.output_scale must be"),
         ({"methods": [{"name": "ls", "clip_norm": [1]}]}, r"methods\[0\]\(ls\)\.clip_norm must be"),
@@ -149,7 +155,7 @@ def test_integer_literal_beyond_the_digit_limit_names_the_problem():
         ('{"problem": ' + "1" * 5000 + "}", r"^problem must be a non-empty string.*5000 digits$"),
         (
             '{"methods": [{"name": "mgda", "params": {"fw_iters": ' + "1" * 5000 + "}}]}",
-            r"^methods\[0\]\(mgda\)\.params\.fw_iters must be a number .*5000 digits$",
+            r"^methods\[0\]\(mgda\)\.params\.fw_iters must be an integer .*5000 digits$",
         ),
     ],
     ids=["steps", "negative seed", "lr", "inits", "problem", "method parameter"],
@@ -491,12 +497,11 @@ def test_url_errors_show_bad_values_shortened(raw):
     assert f"{'y' * 37}...: unknown parameter" in errors
 
 
-def test_parsing_a_huge_link_is_quick():
+def test_a_huge_link_gives_one_short_error_per_parameter():
     query = {name: "x" * 100_000 for name in state.fields()}
     query.update({f"junk{i}": "1" for i in range(2000)})
-    started = time.perf_counter()
     values, errors = state.parse_query(query)
-    assert time.perf_counter() - started < 10
+    assert max(len(e) for e in errors) < 700
     assert len(errors) == len(query)  # one per parameter, the setup's included
     assert values["steps"] == state.defaults()["steps"]
 
@@ -524,7 +529,7 @@ def test_hostile_link_renders_and_is_rewritten_clean():
     at = _app(**hostile)
     assert not at.exception
     assert len(at.error) == 1
-    message = at.error[0].value
+    message = at.error[0].value.replace("\\", "")  # the banner's markdown escapes removed
     for name in (
         "cone_c",
         "ball_c",
@@ -544,24 +549,26 @@ def test_hostile_link_renders_and_is_rewritten_clean():
         assert name not in written, f"{name} should be back at its default (not in the URL): {written}"
 
 
-def test_a_link_asking_for_the_most_work_waits_for_a_click():
+def test_a_link_asking_for_the_most_work_waits_for_a_click(monkeypatch):
     """The largest run a link can request (URL caps: steps, methods, starts; c grids included)
-    is estimated from two short probe runs and waits for 'Run anyway'."""
+    is estimated from the config alone (no engine call) and waits for 'Run anyway'."""
+    import toyopt.ui.runs as runs_module
+
+    calls = []
+    monkeypatch.setattr(runs_module, "run", lambda *a, **k: calls.append(1))
     heavy = [
         m for m in ("conicgrad_exact", "cagrad", "conicgrad", "nashmtl", "upgrad", "mgda") if m in METHODS
     ]
     heavy += [m for m in METHODS if m not in heavy][: state.URL_MAX_METHODS - len(heavy)]
     inits = ";".join(f"{x},{y}" for x, y in [(i - 6, (-1) ** i * 3) for i in range(state.URL_MAX_POINTS)])
-    started = time.perf_counter()
     at = _app(view="trajectories", methods=",".join(heavy), steps=state.URL_MAX_STEPS, inits=inits)
-    took = time.perf_counter() - started
     assert not at.exception
     assert not at.error, [e.value for e in at.error]
     assert any(b.label.startswith("Run anyway") for b in at.button)
     assert any("This run would take roughly" in w.value for w in at.warning)
     assert not any(h.value == "Outcomes" for h in at.subheader), "the run must not have started"
     assert not at.get("plotly_chart")
-    assert took < 120, f"the page took {took:.0f} s before asking"
+    assert not calls, "nothing ran before the click"
 
 
 def test_basins_link_errors_name_the_parameter_and_runs_only_on_click():
@@ -612,7 +619,8 @@ def test_basins_link_errors_name_the_parameter_and_runs_only_on_click():
         view="basins", **{"basins__grid": "1000000000", "basins__steps": "100000", "basins__methods": "ls"}
     )
     assert not at.exception
-    assert len(at.error) == 1 and "basins.grid must be an integer in [2, 100]" in at.error[0].value
+    shown = at.error[0].value.replace("\\", "")
+    assert len(at.error) == 1 and "basins.grid must be an integer in [2, 100]" in shown
     assert at.number_input(key="basins_grid").value == DEFAULT_GRID
     assert at.number_input(key="basins_steps").value == 100000
     assert any("press Run" in i.value for i in at.info)
@@ -709,7 +717,7 @@ def test_a_directory_is_never_replaced_even_with_force(tmp_path, capsys):
     target.mkdir()
     (target / "keep").write_text("x")
     code, err = cli(["run", *SMALL, "--force", "--quiet", "--out", target], capsys)
-    assert code == 2 and len(err.strip().splitlines()) == 1 and "cannot write" in err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "not a regular file" in err
     assert (target / "keep").read_text() == "x"
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]  # no temporary file left
 
@@ -865,7 +873,7 @@ def test_input_files_are_read_with_a_hard_size_cap(tmp_path, capsys, monkeypatch
     big.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 1000)
     code, err = cli(["figure", "--from", big, "--out", tmp_path / "o.png"], capsys)
     assert code == 2 and err.strip() == f"toyopt: error: --from {str(big)!r} is larger than 1000 bytes", err
-    for path, phrase in ((tmp_path, "Is a directory"), (tmp_path / "nope.json", "No such file")):
+    for path, phrase in ((tmp_path, "not a regular file"), (tmp_path / "nope.json", "No such file")):
         code, err = cli(["run", "--config", path, "--out", tmp_path / "o.json"], capsys)
         assert (
             code == 2 and len(err.strip().splitlines()) == 1 and "cannot read config" in err and phrase in err
@@ -903,7 +911,8 @@ def test_a_png_text_chunk_that_inflates_beyond_the_cap_is_refused():
     from toyopt.figures.embed import MAX_TEXT_BYTES, read_embedded
 
     payload = b"toyopt-config\0\0" + zlib.compress(b" " * (MAX_TEXT_BYTES + 1), 9)
-    data = _png_with_text({}) + struct.pack(">I", len(payload)) + b"zTXt" + payload + b"0000"
+    crc = struct.pack(">I", zlib.crc32(b"zTXt" + payload))
+    data = _png_with_text({}) + struct.pack(">I", len(payload)) + b"zTXt" + payload + crc
     with pytest.raises(ValueError, match=f"inflates to more than {MAX_TEXT_BYTES} bytes"):
         read_embedded(data)
 
@@ -925,3 +934,460 @@ def test_an_endless_input_file_is_one_line_exit_2(tmp_path, flag):
         preexec_fn=_limit_memory,
     )
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr[-500:]
+
+
+# -- issue 12: caps on the product of the inputs (toyopt.budget) ----------------------------------
+
+
+def test_a_grid_of_grids_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    """101 x 101 c/eps values x 200 000 steps: every input within its own cap, the product not."""
+    import toyopt.cli.run as run_command
+    import toyopt.engine as engine_module
+
+    calls = []
+    monkeypatch.setattr(engine_module, "_make_step", lambda *a, **k: calls.append(a))
+    grid = "|".join(str(0.01 * i) for i in range(101))
+    eps = "|".join(str(0.001 * (i + 1)) for i in range(101))
+    argv = ["run", "--method", "cagrad", "--set", f"cagrad.c={grid}", "--set", f"cagrad.eps={eps}"]
+    code, err = cli([*argv, "--steps", "200000", "--out", tmp_path / "r.json"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "would record" in err and "the cap is 1 GB" in err and "record_every" in err
+    assert not calls and not list(tmp_path.iterdir()), "refused before the engine stepped anything"
+    assert run_command.run is engine_module.run
+
+
+def test_many_starts_for_many_steps_are_refused_in_the_core():
+    from toyopt import budget
+
+    big = Config(inits=((0.0, 0.0),) * 40_000, steps=200_000)
+    with pytest.raises(ValueError, match="lanes x recorded states = 40000 x 200001"):
+        budget.check(big.validated())
+    # Recording 3 states per lane (as basin maps do) is fine for memory, but not for the work of
+    # the most lanes (40 000 starts x 5 values of c) for the most steps.
+    most = Config(
+        methods=(cfgmod.MethodEntry("cagrad", {"c": [0.1, 0.2, 0.3, 0.4, 0.5]}),),
+        inits=((0.0, 0.0),) * 40_000,
+        steps=200_000,
+        record_every=200_000,
+    ).validated()
+    with pytest.raises(ValueError, match="work units"):
+        budget.check(most)
+    from toyopt.engine import run
+
+    with pytest.raises(ValueError, match="would record"):
+        run(big)
+
+
+def test_recorded_bytes_match_a_real_run():
+    """The memory estimate is the size of the arrays a run really records."""
+    from toyopt import budget
+    from toyopt.engine import run
+
+    config = Config(
+        methods=(cfgmod.MethodEntry("cagrad", {"c": [0.2, 0.5]}), cfgmod.MethodEntry("mgda")),
+        inits=((1.0, 2.0), (-3.0, 1.0), (0.5, 0.5)),
+        steps=57,
+        record_every=5,
+    ).validated()
+    result = run(config)
+    arrays = [result.x, result.losses, result.directions, result.weights, *result.flags.values()]
+    assert budget.recorded_bytes(config) == sum(a.nbytes for a in arrays)
+    assert budget.recorded_states(config) == len(result.recorded_steps)
+
+
+def test_inner_solver_iterations_count_as_work(tmp_path, capsys):
+    """The issue's multi-day job (MGDA-softmax with 100 000 inner steps for 200 000 steps) is one
+    line, exit 2; the same method at its default iterations is far cheaper."""
+    from toyopt import budget
+
+    argv = ["run", "--method", "mgda_softmax", "--set", "mgda_softmax.steps=100000", "--steps", "200000"]
+    code, err = cli([*argv, "--out", tmp_path / "r.json"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "work units" in err and "days" in err, err
+    default = Config(methods=(cfgmod.MethodEntry("mgda_softmax"),)).validated()
+    heavy = Config(methods=(cfgmod.MethodEntry("mgda_softmax", {"steps": 100_000}),)).validated()
+    assert budget.work(heavy) / budget.work(default) == pytest.approx((1 + 0.15 * 100_000) / (1 + 0.15 * 100))
+    for name, spec in METHODS.items():  # every declared cost is a plain step or more
+        assert spec.cost(spec.defaults()) >= 1.0, name
+
+
+def test_figure_from_a_small_file_asking_for_a_huge_run_is_refused(tmp_path, capsys):
+    """A figure file whose embedded config asks for a run beyond the caps is refused before it runs."""
+    from toyopt.figures.embed import savefig_metadata
+
+    huge = Config(inits=((0.0, 0.0),) * 40_000, steps=200_000).validated()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(1, 1))
+    path = tmp_path / "small.png"
+    fig.savefig(path, metadata=savefig_metadata("png", huge.to_json(), '{"layout": "front"}'))
+    plt.close(fig)
+    code, err = cli(["figure", "--from", path, "--out", tmp_path / "o.png"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "would record" in err, err
+
+
+def test_a_link_beyond_the_work_cap_is_refused_at_once_without_probe_runs(monkeypatch):
+    """The issue's link (MGDA-softmax with 100 000 inner steps, 100 000 steps) used to run probe runs
+    for minutes; now the page answers from the declared cost, with no engine call at all."""
+    import toyopt.ui.runs as runs_module
+
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.query_params.update(
+        {"view": "trajectories", "methods": "mgda_softmax", "mgda_softmax.steps": "100000", "steps": "100000"}
+    )
+    calls = []
+    original = runs_module.run
+    monkeypatch.setattr(runs_module, "run", lambda *a, **k: calls.append(1) or original(*a, **k))
+    at.run()
+    assert not at.exception
+    assert any("This run is too large" in e.value and "work units" in e.value for e in at.error)
+    assert not calls
+
+
+def test_a_run_stops_when_its_session_goes_away(monkeypatch):
+    """The app's progress callback ends the run (StopException) at the first chunk after the
+    browser session disappeared; chunks are short (about PROGRESS_SECONDS of estimated work)."""
+    from streamlit.runtime.scriptrunner_utils.exceptions import StopException
+
+    import toyopt.ui.runs as runs_module
+    from toyopt.engine import run
+
+    class Bar:
+        def progress(self, *args, **kwargs):
+            pass
+
+    alive = iter([True, True, False])
+    monkeypatch.setattr(runs_module, "session_active", lambda: next(alive))
+    config = Config(methods=(cfgmod.MethodEntry("mgda_softmax", {"steps": 5000}),), steps=5000).validated()
+    chunk = runs_module.progress_chunk(config)
+    assert 1 <= chunk < runs_module.PROGRESS_CHUNK, "an expensive step gets short chunks"
+    seen = []
+    report = runs_module.progress_reporter(Bar(), "")
+    with pytest.raises(StopException):
+        run(config, progress=lambda f: seen.append(f) or report(f), chunk=chunk)
+    assert len(seen) == 3 and seen[-1] == pytest.approx(3 * chunk / config.steps)
+
+
+def test_session_active_asks_the_streamlit_runtime(monkeypatch):
+    import toyopt.ui.runs as runs_module
+
+    class Ctx:
+        session_id = "abc"
+
+    class FakeRuntime:
+        active = {"abc"}
+
+        @classmethod
+        def exists(cls):
+            return True
+
+        @classmethod
+        def instance(cls):
+            return cls
+
+        @classmethod
+        def is_active_session(cls, session_id):
+            return session_id in cls.active
+
+    monkeypatch.setattr(runs_module, "Runtime", FakeRuntime)
+    monkeypatch.setattr(runs_module, "get_script_run_ctx", lambda suppress_warning=False: Ctx)
+    assert runs_module.session_active()
+    FakeRuntime.active = set()
+    assert not runs_module.session_active()
+
+
+# -- issue 12: one line instead of a traceback, checks before the work, clean-up ------------------
+
+
+def _no_engine(monkeypatch):
+    import toyopt.engine as engine_module
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the engine must not run")
+
+    monkeypatch.setattr(engine_module, "_make_step", refuse)
+
+
+def test_an_out_name_beyond_the_file_system_limit_is_one_line(tmp_path, capsys, monkeypatch):
+    _no_engine(monkeypatch)
+    long = "x" * 300
+    cases = [
+        ["run", *SMALL, "--out", tmp_path / f"{long}.json"],
+        ["basins", *SMALL, "--grid", "3", "--out", tmp_path / f"{long}.csv"],
+        # the figure's own name fits; its .config.json companion does not
+        ["figure", *SMALL, "--data", "--out", tmp_path / f"{'y' * 245}.png"],
+    ]
+    for argv in cases:
+        code, err = cli(argv, capsys)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and "longer than 255 bytes" in err, err
+    assert not list(tmp_path.iterdir())
+
+
+def test_the_compiled_backend_without_a_compiler_is_one_line(tmp_path, capsys, monkeypatch):
+    from toyopt.compiler import find_cxx
+
+    _no_engine(monkeypatch)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("CXX", raising=False)
+    assert find_cxx() is None
+    code, err = cli(["run", *SMALL, "--backend", "compiled", "--out", tmp_path / "r.json"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "needs a C++ compiler" in err, err
+
+
+def test_a_full_stdout_is_one_line_exit_2():
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            [sys.executable, "-m", "toyopt", "methods"],
+            cwd=ROOT,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip() == "toyopt: error: No space left on device", proc.stderr
+
+
+@pytest.mark.parametrize("flag", ["--config", "--from"])
+def test_a_fifo_as_input_is_refused_without_waiting(tmp_path, flag):
+    import os
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    command = "run" if flag == "--config" else "figure"
+    out = tmp_path / ("o.json" if command == "run" else "o.png")
+    proc = subprocess.run(
+        [sys.executable, "-m", "toyopt", command, flag, str(fifo), "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,  # a hang (the bug) fails here instead of blocking the suite
+    )
+    assert proc.returncode == 2 and "not a regular file" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_dangling_symlink_out_is_refused_before_the_run(tmp_path, capsys, monkeypatch):
+    _no_engine(monkeypatch)
+    link = tmp_path / "r.json"
+    link.symlink_to(tmp_path / "missing" / "target.json")
+    for force in ([], ["--force"]):
+        code, err = cli(["run", *SMALL, *force, "--out", link], capsys)
+        assert code == 2 and "dangling symbolic link" in err and len(err.strip().splitlines()) == 1, err
+    assert link.is_symlink()
+
+
+def test_sigterm_removes_the_temporary_files(tmp_path):
+    """SIGTERM while the outputs are being placed: exit 143, no .NAME.PID-XXXX.tmp left behind."""
+    import signal
+
+    script = (
+        "import sys, time\n"
+        "import toyopt.cli._common as common\n"
+        "def slow(tmp, path, force):\n"
+        "    print('placing', flush=True)\n"
+        "    time.sleep(60)\n"
+        "common._place = slow\n"
+        "from toyopt.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    argv = ["figure", *SMALL, "--data", "--out", str(tmp_path / "f.svg")]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, *argv],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout.readline().strip() == "placing"
+        assert [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")], "temporary files exist meanwhile"
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    assert code == 143 and "toyopt: terminated" in proc.stderr.read()
+    assert not list(tmp_path.iterdir())
+
+
+# -- issue 12: one outcome classification ---------------------------------------------------------
+
+
+def test_a_lane_that_runs_off_is_diverged_everywhere():
+    """A lane sent to ~1e14 by SGD completes with finite values: the engine, the exports and the
+    basin classification all call it diverged (it used to be "other" in the run's outcome)."""
+    from toyopt.engine import run
+    from toyopt.export import lane_record
+    from toyopt.outcomes import classify
+
+    config = Config(
+        methods=(cfgmod.MethodEntry("ls", output_scale=1e6),),
+        optimizer="sgd",
+        lr=100,
+        steps=10,
+        inits=((1, 1),),
+    )
+    result = run(config)
+    assert result.stop_reason == ["completed"] and abs(result.final_x).max() > 1e12
+    assert result.outcome(0) == "diverged"
+    assert lane_record(result, 0, trajectory=False)["outcome"] == "diverged"
+    assert list(classify(result).category) == ["diverged"]
+
+
+# -- issue 12: figure files read where the format keeps the config, with bounded memory ------------
+
+
+def _pdf_with_info(entries: bytes, before: bytes = b"") -> bytes:
+    head = b"%PDF-1.4\n" + before + b"\n"
+    obj = b"1 0 obj\n<< " + entries + b" >>\nendobj\n"
+    xref = len(head) + len(obj)
+    table = b"xref\n0 2\n0000000000 65535 f \n" + b"%010d 00000 n \n" % len(head)
+    return head + obj + table + b"trailer\n<< /Size 2 /Info 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % xref
+
+
+def test_a_pdf_string_before_the_info_dictionary_is_not_the_config():
+    from toyopt.figures.embed import read_embedded
+
+    real = Config(steps=12).validated()
+    decoy = b'% /Keywords ({"steps": 7, "methods": ["mgda"]})'
+    data = _pdf_with_info(b"/Keywords (" + real.to_json().encode() + b")", before=decoy)
+    assert read_embedded(data)[0] == real
+
+
+def test_an_oversized_pdf_string_is_refused_at_the_cap():
+    from toyopt.figures.embed import MAX_TEXT_BYTES, read_embedded
+
+    data = _pdf_with_info(b"/Keywords (" + b"x" * (MAX_TEXT_BYTES + 10) + b")")
+    with pytest.raises(ValueError, match=f"longer than {MAX_TEXT_BYTES} bytes"):
+        read_embedded(data)
+
+
+def test_png_text_chunks_other_than_the_config_are_not_inflated():
+    """Ten zip bombs under other keywords beside the config: only the config chunk is read (they
+    used to be inflated, up to 16 MB each, and kept)."""
+    import struct
+    import zlib
+
+    from toyopt.figures.embed import read_embedded
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+        )
+
+    bomb = zlib.compress(b" " * 50_000_000, 9)
+    config = Config(steps=12).validated()
+    data = (
+        _png_with_text({"toyopt-config": config.to_json()})
+        + b"".join(chunk(b"zTXt", f"bomb{i}".encode() + b"\0\0" + bomb) for i in range(10))
+        + chunk(b"IEND", b"")
+    )
+    assert read_embedded(data)[0] == config
+
+
+def test_two_config_chunks_in_a_png_are_refused():
+    from toyopt.figures.embed import read_embedded
+
+    text = Config(steps=12).validated().to_json()
+    data = _png_with_text({"toyopt-config": text}) + _png_with_text({"toyopt-config": text})[8:]
+    with pytest.raises(ValueError, match="two 'toyopt-config' text chunks"):
+        read_embedded(data)
+
+
+def test_an_svg_is_read_as_a_stream_up_to_its_metadata():
+    """A 5 MB SVG (metadata first, as matplotlib writes it) is read with a few MB at most; parsing
+    the whole tree took about 35 bytes of memory per byte of SVG."""
+    import tracemalloc
+
+    from toyopt.figures.embed import read_embedded
+
+    config = Config(steps=12).validated()
+    svg = (
+        '<svg xmlns="http://www.w3.org/2000/svg"><metadata><rdf:RDF '
+        'xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        f"<dc:description>{config.to_json()}</dc:description></rdf:RDF></metadata>"
+        + '<path d="M 0 0 L 1 1"/>' * 200_000
+        + "</svg>"
+    ).encode()
+    tracemalloc.start()
+    try:
+        assert read_embedded(svg)[0] == config
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2_000_000, peak
+
+
+# -- issue 12: the app shows link text as text, and says what it changed -------------------------
+
+INJECTION = {
+    "view": "landscape",
+    "[click](https://evil.example)": "1",
+    "steps": "![x](https://evil.example/pixel.png)",
+    "lr": "\n# SITE MOVED <b>now</b> :red[x] $x^2$ `code` *bold* a|b",
+}
+
+
+def _unescaped_markdown(text: str) -> list[str]:
+    """Inline-markdown characters in ``text`` not preceded by a backslash escape."""
+    import re
+
+    return re.findall(r"(?<!\\)(?:\\\\)*[\[\]<>!`*_$&~:|]", text)
+
+
+def test_link_text_in_the_error_banner_is_escaped():
+    """Keys and values of a crafted link go into the banner as text: no link, image, heading,
+    HTML, directive or math survives (each markdown character is escaped, lines joined)."""
+    at = _app(**INJECTION)
+    assert not at.exception and len(at.error) == 1
+    banner = at.error[0].value
+    head, _, body = banner.partition(": ")
+    assert head == "Ignored invalid link parameters (their defaults are used instead)"
+    assert _unescaped_markdown(body) == [], body
+    assert "\n" not in banner
+    for text in ("https://evil.example", "SITE MOVED", "pixel.png"):
+        assert text in banner.replace("\\", "")
+
+
+def test_escape_markdown_keeps_the_text():
+    raw = "a_b [x](y) ![i](j) <b> :red[z] $m$ `c` *e* ~s~ a|b & \\ end"
+    escaped = state.escape_markdown(raw)
+    assert _unescaped_markdown(escaped) == []
+    assert escaped.replace("\\", "") == raw.replace("\\", "")
+
+
+def test_silent_link_changes_are_reported():
+    values, errors = state.parse_query(
+        {
+            "methods": "ls,mgda",
+            "traj_method": "cagrad",
+            "cagrad.c": "0.3",
+            "steps": "100",
+            "at_step": "5000",
+            "teach_step": "99999",
+        }
+    )
+    assert values["traj_method"] == "ls" and values["at_step"] == values["teach_step"] == 100
+    assert values["cagrad.c"] == state.defaults()["cagrad.c"]
+    assert errors == [
+        "cagrad.c is ignored: cagrad is not among the selected methods",
+        "traj_method cagrad is not selected; ls is used",
+        "at_step 5000 is beyond the run's last recorded step 100, used instead",
+        "teach_step 99999 is beyond the run's last recorded step 100, used instead",
+    ]
+
+
+def test_the_last_recorded_step_of_a_link_is_the_runs():
+    """The bound used for at_step is the index of the run's final recorded state."""
+    from toyopt.ui import runs
+
+    for steps in (1, 7, 500, 501, 1234):
+        values, _ = state.parse_query({"steps": str(steps), "at_step": str(10**5)})
+        config = runs.build_config(values)
+        assert values["at_step"] == runs.budget.recorded_states(config) - 1, steps
+
+
+def test_integer_ranges_are_written_as_integers():
+    _, errors = state.parse_query({"seed": "-1"})
+    assert errors == ["seed must be an integer in [0, 2147483647], got '-1'"]

@@ -42,7 +42,7 @@ def test_writes_a_png_of_the_requested_width_and_refuses_to_overwrite(tmp_path, 
 @pytest.mark.parametrize(
     ("extra", "needle"),
     [
-        (["--out", "fig.gif"], "must end in one of"),
+        (["--out", "fig.tiff"], "must end in one of"),
         (["--out", "missing/fig.pdf"], "folder does not exist"),
         (["--layout", "poster", "--out", "f.pdf"], "invalid choice"),
         (["--width", "huge", "--out", "f.pdf"], "width"),

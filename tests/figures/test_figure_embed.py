@@ -7,7 +7,7 @@ import pytest
 
 from toyopt.config import Config
 from toyopt.figures import FigureSpec, read_embedded
-from toyopt.figures.embed import _pdf_entry, png_text
+from toyopt.figures.embed import pdf_info, png_text
 from toyopt.figures.spec import parse_point, parse_width
 
 
@@ -24,9 +24,18 @@ from toyopt.figures.spec import parse_point, parse_width
     ],
 )
 def test_pdf_literal_strings_follow_the_pdf_escape_rules(literal, text):
-    data = b"%PDF-1.4\n1 0 obj << /Keywords " + literal + b" /Subject (s) >> endobj"
-    assert _pdf_entry(data, b"Keywords") == text
-    assert _pdf_entry(data, b"Subject") == "s"
+    data = pdf_with_info(b"/Keywords " + literal + b" /Subject (s)")
+    assert pdf_info(data) == {"Keywords": text, "Subject": "s"}
+
+
+def pdf_with_info(entries: bytes, before: bytes = b"") -> bytes:
+    """A minimal PDF whose trailer names object 1 as /Info, that object holding ``entries``;
+    ``before`` goes between the header and the object."""
+    head = b"%PDF-1.4\n" + before + b"\n"
+    obj = b"1 0 obj\n<< " + entries + b" >>\nendobj\n"
+    xref = len(head) + len(obj)
+    table = b"xref\n0 2\n0000000000 65535 f \n" + b"%010d 00000 n \n" % len(head)
+    return head + obj + table + b"trailer\n<< /Size 2 /Info 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % xref
 
 
 def _chunk(kind: bytes, payload: bytes) -> bytes:
@@ -43,15 +52,17 @@ def test_png_text_reads_text_ztxt_and_itxt_chunks():
         + _chunk(b"iTXt", b"intlz\0\1\0\0\0" + zlib.compress("zü".encode()))
         + _chunk(b"IEND", b"")
     )
-    assert png_text(png) == {"plain": "latin é", "packed": "squeezed", "intl": "ü ok", "intlz": "zü"}
+    keys = ("plain", "packed", "intl", "intlz")
+    assert png_text(png, keys) == {"plain": "latin é", "packed": "squeezed", "intl": "ü ok", "intlz": "zü"}
+    assert png_text(png) == {}, "only the toyopt chunks are read by default"
 
 
 def test_files_without_a_toyopt_config_are_refused_with_a_reason():
     with pytest.raises(ValueError, match="not a PDF, SVG or PNG"):
         read_embedded(b"hello")
     with pytest.raises(ValueError, match="carries no toyopt config"):
-        read_embedded(b"%PDF-1.4\n1 0 obj << /Title (x) >> endobj")
-    bad = b'%PDF-1.4\n<< /Keywords ({"steps": -3}) >>'
+        read_embedded(pdf_with_info(b"/Title (x)"))
+    bad = pdf_with_info(b'/Keywords ({"steps": -3})')
     with pytest.raises(ValueError, match="steps"):
         read_embedded(bad)
 

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
+import signal
 import sys
+import threading
 
 from ._common import UsageError
 
@@ -32,16 +35,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(Exception):
+    """SIGTERM arrived: raised in the main thread so every ``finally`` (temporary files) runs."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
+    in_main_thread = threading.current_thread() is threading.main_thread()  # where signals go
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         args = build_parser().parse_args(argv)
-        return int(args.handler(args) or 0)
+        code = int(args.handler(args) or 0)
+        sys.stdout.flush()  # a full stdout (/dev/full) fails here, inside the handlers below
+        return code
     except (UsageError, ValueError, OverflowError) as exc:
         print(f"toyopt: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `python -m toyopt methods | head`
+        _drop_stdout()
         sys.stderr.close()
         return 0
+    except OSError as exc:  # e.g. stdout on a full device; files have their own messages
+        _drop_stdout()
+        print(f"toyopt: error: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("toyopt: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("toyopt: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush of what is still buffered
+    cannot fail a second time (with a traceback) on the way out."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real stdout (captured in tests)
+        pass

@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import stat
 from pathlib import Path
 
-from ..config import MAX_JSON_BYTES, Config, parse_inits, parse_value
+from ..config import MAX_JSON_BYTES, Config, parse_inits, parse_value, short_repr
 from ..setups import DEFAULT_SETUP, get_setup
+
+#: The CLI's engine backend unless --backend (or a --config file) says otherwise.
+DEFAULT_BACKEND = "eager"
 
 
 class UsageError(Exception):
@@ -18,7 +22,14 @@ class UsageError(Exception):
 def add_config_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--setup", default=None, help=f"published preset (default {DEFAULT_SETUP})")
     p.add_argument("--config", default=None, help="a JSON config file (from --out or an export)")
-    p.add_argument("--method", action="append", default=None, help="method to run (repeat for several)")
+    p.add_argument(
+        "--method",
+        action="extend",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="method(s) to run: --method a b c, or --method repeated",
+    )
     p.add_argument(
         "--set",
         action="append",
@@ -34,19 +45,27 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--backend",
         default=None,
-        help="engine backend: eager (default) or compiled (torch.compile: seconds to compile, then "
-        "several times faster per step; worth it for long runs of many lanes, e.g. basin maps)",
+        help="engine backend: eager (the reference; default) or compiled (each method's step loop "
+        "compiled once per process, see `warmup`; a minute or more to compile, then microseconds per step)",
     )
 
 
 def read_bytes(path: str, what: str, cap: int) -> bytes:
-    """The bytes of ``path``, at most ``cap`` of them: at most cap + 1 bytes are read, so an endless
-    or huge file (/dev/zero, a pipe, a device whose size reads 0) is refused as "larger than"."""
+    """The bytes of the regular file ``path``, at most ``cap`` of them. It is opened without
+    blocking and checked to be a regular file before anything is read, so a FIFO (which would wait
+    for a writer forever), a device or a directory is refused; at most cap + 1 bytes are read."""
     try:
-        with open(path, "rb") as f:
-            data = f.read(cap + 1)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
         raise UsageError(f"cannot read {what} {path!r}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UsageError(f"cannot read {what} {path!r}: not a regular file")
+    with os.fdopen(fd, "rb") as f:
+        try:
+            data = f.read(cap + 1)
+        except OSError as exc:
+            raise UsageError(f"cannot read {what} {path!r}: {exc.strerror or exc}") from None
     if len(data) > cap:
         raise UsageError(f"{what} {path!r} is larger than {cap} bytes")
     return data
@@ -78,6 +97,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
     for field in ("steps", "seed", "lr", "record_every", "backend"):
         if getattr(args, field) is not None:
             overrides[field] = getattr(args, field)
+    if args.backend is None and args.config is None:
+        overrides["backend"] = DEFAULT_BACKEND
     if args.config is not None:
         if args.setup is not None:
             raise UsageError("give either --config or --setup, not both")
@@ -106,17 +127,34 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 def output_path(path: str, force: bool, suffixes: tuple[str, ...]) -> Path:
-    """A path we may write: right suffix, existing folder, no silent overwrite."""
+    """A path we may write, checked before any work: right suffix, a name the file system takes,
+    existing folder, no silent overwrite, and (with ``force``) only a regular file replaced: a
+    directory, a dangling symlink or a device would fail only at the very end."""
     out = Path(path)
     if out.suffix.lower() not in suffixes:
-        raise UsageError(f"--out must end in one of {list(suffixes)}, got {path!r}")
-    if not out.parent.exists() or not out.parent.is_dir():
-        raise UsageError(f"--out folder does not exist: {str(out.parent)!r}")
-    if out.exists() and not force:
-        raise UsageError(f"{path!r} exists; pass --force to replace it")
-    if out.exists() and not os.access(out, os.W_OK):
-        raise UsageError(f"{path!r} is not writable")
+        raise UsageError(f"--out must end in one of {list(suffixes)}, got {_shown(path)}")
+    parent = out.parent
+    if not parent.is_dir():
+        raise UsageError(f"--out folder does not exist: {_shown(parent)}")
+    name_max = os.pathconf(parent, "PC_NAME_MAX")
+    if len(os.fsencode(out.name)) > name_max:
+        raise UsageError(f"--out file name {_shown(out.name)} is longer than {name_max} bytes")
+    if not os.path.lexists(out):
+        return out
+    if out.is_symlink() and not out.exists():
+        raise UsageError(f"{_shown(path)} is a dangling symbolic link; remove it or choose another --out")
+    if not force:
+        raise UsageError(f"{_shown(path)} exists; pass --force to replace it")
+    if not out.is_file():
+        raise UsageError(f"{_shown(path)} is not a regular file and is never replaced")
+    if not os.access(out, os.W_OK):
+        raise UsageError(f"{_shown(path)} is not writable")
     return out
+
+
+def _shown(path) -> str:
+    """A path for a message: quoted, cut only when absurdly long."""
+    return short_repr(str(path), 300)
 
 
 def write_atomic(path: Path, data: bytes | str, force: bool = False) -> None:

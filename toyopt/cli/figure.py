@@ -1,8 +1,10 @@
-"""``python -m toyopt figure``: a figure for a paper (PDF, SVG or PNG) with its config embedded.
+"""``python -m toyopt figure``: a figure for a paper (PDF, SVG or PNG), or an animation for a talk
+(GIF or MP4), with its config embedded.
 
 python -m toyopt figure --setup conicgrad2025 --out fig1.pdf
 python -m toyopt figure --setup nashmtl2022 --layout regions --point=9,-1 --width single --out r.svg
 python -m toyopt figure --from fig1.pdf --width single --out fig1_small.png   # redraw a figure
+python -m toyopt figure --setup conicgrad2025 --layout animation --regions-start 0 --out talk.gif
 """
 
 from __future__ import annotations
@@ -11,7 +13,16 @@ import sys
 from dataclasses import replace
 
 from ..engine import run
-from ..figures import LAYOUTS, FigureSpec, data_files, needs_run, read_embedded, render_spec
+from ..figures import (
+    LAYOUTS,
+    FigureSpec,
+    animation,
+    check_format,
+    data_files,
+    needs_run,
+    read_embedded,
+    render_spec,
+)
 from ..figures.draw import panels
 from ..figures.embed import MAX_FIGURE_BYTES
 from ..figures.spec import GAPS, MAX_PANELS, parse_point
@@ -24,13 +35,16 @@ from ._common import (
     write_outputs,
 )
 
-SUFFIXES = (".pdf", ".svg", ".png")
+SUFFIXES = (".pdf", ".svg", ".png", ".gif", ".mp4")
 #: Config flags that --from cannot combine with (the embedded config is redrawn as it is).
 CONFIG_FLAGS = ("setup", "config", "method", "set", "inits", "steps", "seed", "lr", "record_every")
 
 
 def register(sub) -> None:
-    p = sub.add_parser("figure", help="draw a paper figure (PDF, SVG, PNG) with its config embedded")
+    p = sub.add_parser(
+        "figure",
+        help="draw a paper figure (PDF, SVG, PNG) or an animation (GIF, MP4) with its config embedded",
+    )
     add_config_arguments(p)
     p.add_argument(
         "--from",
@@ -40,10 +54,17 @@ def register(sub) -> None:
         help="redraw the run embedded in a figure written by toyopt (figure flags still apply)",
     )
     p.add_argument(
-        "--layout", choices=LAYOUTS, default=None, help="paper (default), landscape, front or regions"
+        "--layout",
+        choices=LAYOUTS,
+        default=None,
+        help="paper (default), landscape, front, regions, or animation (--out FILE.gif or FILE.mp4)",
     )
-    p.add_argument("--width", default=None, help="single (3.25 in), double (6.75 in, default) or inches")
-    p.add_argument("--dpi", type=int, default=None, help="PNG resolution (default 300)")
+    p.add_argument(
+        "--width",
+        default=None,
+        help="single (3.25 in), double (6.75 in, default), slide (10 in, 16:9) or inches",
+    )
+    p.add_argument("--dpi", type=int, default=None, help="PNG resolution (default 300; animations 128)")
     p.add_argument(
         "--point",
         default=None,
@@ -60,12 +81,24 @@ def register(sub) -> None:
     p.add_argument("--no-trajectories", action="store_true", help="landscape layout without any run")
     p.add_argument("--ball-c", type=float, default=None, help="c of CAGrad's ball in --layout regions")
     p.add_argument("--cone-c", type=float, default=None, help="c of ConicGrad's cone in --layout regions")
+    p.add_argument("--frames", type=int, default=None, help="animation: number of frames (default 60)")
+    p.add_argument("--fps", type=int, default=None, help="animation: frames per second (default 12)")
+    p.add_argument("--overlay", action="store_true", help="animation: every method on one landscape panel")
+    p.add_argument(
+        "--regions-start",
+        type=int,
+        default=None,
+        metavar="I",
+        help="animation: add gradient-space panels following start I (0 = the first start)",
+    )
     p.add_argument(
         "--data",
         action="store_true",
         help="also write the data beside the figure: STEM.csv, STEM.json, STEM.config.json",
     )
-    p.add_argument("--out", required=True, help="FILE.pdf, FILE.svg or FILE.png")
+    p.add_argument(
+        "--out", required=True, help="FILE.pdf, FILE.svg or FILE.png; FILE.gif or FILE.mp4 for an animation"
+    )
     p.add_argument("--force", action="store_true", help="replace existing output files")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(handler=handle)
@@ -73,7 +106,7 @@ def register(sub) -> None:
 
 def _figure_overrides(args) -> dict:
     overrides = {}
-    for flag in ("layout", "width", "dpi", "gap", "ball_c", "cone_c"):
+    for flag in ("layout", "width", "dpi", "gap", "ball_c", "cone_c", "frames", "fps", "regions_start"):
         if getattr(args, flag) is not None:
             overrides[flag] = getattr(args, flag)
     if args.point is not None:
@@ -82,6 +115,8 @@ def _figure_overrides(args) -> dict:
         overrides["convergence"] = False
     if args.no_trajectories:
         overrides["trajectories"] = False
+    if args.overlay:
+        overrides["overlay"] = True
     return overrides
 
 
@@ -103,7 +138,16 @@ def handle(args) -> int:
         spec = embedded or FigureSpec()
     else:
         config, spec = config_from_args(args), FigureSpec()
-    spec = replace(spec, **_figure_overrides(args)).validated()
+    overrides = _figure_overrides(args)
+    if overrides.get("layout", spec.layout) != spec.layout and "dpi" not in overrides:
+        overrides["dpi"] = None  # the new layout's default resolution, not the embedded one's
+    spec = replace(spec, **overrides).validated()
+    fmt = out.suffix.lower()[1:]
+    check_format(spec, fmt)
+    if spec.layout == "animation":  # caps and ffmpeg checked before the run
+        animation.grid(config, spec)
+        if fmt == "mp4":
+            animation.ffmpeg_path()
     if spec.layout == "paper" and len(panels(config)) > MAX_PANELS:  # refused before the run
         raise UsageError(
             f"the paper layout draws at most {MAX_PANELS} panels (methods x grid values); "
@@ -115,12 +159,21 @@ def handle(args) -> int:
             target = out.with_name(out.stem + suffix)
             data_paths[suffix] = output_path(str(target), args.force, (".csv", ".json"))
     result = run(config) if needs_run(spec) or args.data else None
-    figure = render_spec(result if result is not None else config, spec, out.suffix.lower()[1:])
+    for notice in result.notices if result is not None else ():
+        print(f"toyopt: note: {notice}", file=sys.stderr)
+    figure = render_spec(result if result is not None else config, spec, fmt)
     files: list = [(out, figure)]
     if result is not None:
         files += [(data_paths[s], text) for s, text in data_files(result).items() if s in data_paths]
     write_outputs(files, args.force)
     if not args.quiet:
         written = ", ".join(str(p) for p in [out, *data_paths.values()])
-        print(f"wrote {written} ({spec.layout}, {spec.inches:g} in wide)", file=sys.stderr)
+        what = f"{spec.layout}, {spec.inches:g} in wide"
+        if spec.layout == "animation":
+            frames = len(animation.frame_indices(result, spec.frames))
+            short = (
+                f"; the run has {len(result.recorded_steps)} recorded states" if frames < spec.frames else ""
+            )
+            what += f", {frames} frames at {spec.fps} fps{short}"
+        print(f"wrote {written} ({what})", file=sys.stderr)
     return 0

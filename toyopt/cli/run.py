@@ -24,6 +24,8 @@ def handle(args) -> int:
     result = run(config)
     data = result_json(result) if out.suffix.lower() == ".json" else trajectories_csv(result)
     write_atomic(out, data, args.force)
+    for notice in result.notices:
+        print(f"toyopt: note: {notice}", file=sys.stderr)
     if not args.quiet:
         for i, lane in enumerate(result.lanes):
             x1, x2 = result.final_x[i]

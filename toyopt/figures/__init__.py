@@ -5,7 +5,8 @@ settings as they were):
 
 * ``render(source, layout, width, fmt, dpi, **options) -> bytes``: one figure. ``source`` is a
   ``Result`` (drawn as is) or a ``Config`` (run first when the layout needs trajectories).
-* ``render_spec(source, spec, fmt) -> bytes``: the same with a ``FigureSpec``.
+* ``render_spec(source, spec, fmt) -> bytes``: the same with a ``FigureSpec``; the "animation"
+  layout writes "gif" or "mp4" (``toyopt.figures.animation``).
 * ``read_embedded(data) -> (Config, FigureSpec | None)``: the config and options inside a figure.
 * ``data_files(result) -> {suffix: text}``: the figure's data (CSV, JSON, config JSON).
 * ``style.method_style(name)``: each method's fixed colour, dash and marker (matplotlib and plotly).
@@ -24,15 +25,17 @@ import matplotlib
 from ..config import Config
 from ..engine import Result, run
 from ..export import result_dict, trajectories_csv
-from . import draw
+from . import animation, draw
 from .embed import read_embedded, savefig_metadata
-from .spec import FORMATS, LAYOUTS, FigureSpec
+from .spec import ANIMATION_FORMATS, FORMATS, LAYOUTS, FigureSpec
 from .style import RC, method_style
 
 __all__ = [
+    "ANIMATION_FORMATS",
     "FORMATS",
     "LAYOUTS",
     "FigureSpec",
+    "check_format",
     "data_files",
     "figure_json",
     "method_style",
@@ -45,7 +48,9 @@ __all__ = [
 
 def needs_run(spec: FigureSpec) -> bool:
     """Whether ``spec`` draws trajectories (and so needs a Result, not only a Config)."""
-    return spec.layout in ("paper", "front") or (spec.layout == "landscape" and spec.trajectories)
+    return spec.layout in ("paper", "front", "animation") or (
+        spec.layout == "landscape" and spec.trajectories
+    )
 
 
 def render(
@@ -53,14 +58,16 @@ def render(
     layout: str = "paper",
     width: str | float = "double",
     fmt: str = "pdf",
-    dpi: int = 300,
+    dpi: int | None = None,
     **options,
 ) -> bytes:
-    """The figure as the bytes of a ``fmt`` file ("pdf", "svg" or "png").
+    """The figure as the bytes of a ``fmt`` file ("pdf", "svg" or "png"; "gif" or "mp4" for the
+    "animation" layout).
 
-    ``layout``: "paper" | "landscape" | "front" | "regions"; ``width``: "single" (3.25 in),
-    "double" (6.75 in) or inches; ``dpi``: PNG resolution; ``options``: the other FigureSpec
-    fields (point, convergence, gap, trajectories, ball_c, cone_c). A Config is run first when
+    ``layout``: "paper" | "landscape" | "front" | "regions" | "animation"; ``width``: "single"
+    (3.25 in), "double" (6.75 in), "slide" (10 in) or inches; ``dpi``: resolution (None: 300, or
+    128 for an animation); ``options``: the other FigureSpec fields (point, convergence, gap,
+    trajectories, ball_c, cone_c, frames, fps, overlay, regions_start). A Config is run first when
     the layout draws trajectories (so pass the Result you already have). Raises ValueError
     naming a bad option.
     """
@@ -68,11 +75,21 @@ def render(
     return render_spec(source, spec, fmt)
 
 
+def check_format(spec: FigureSpec, fmt: str) -> None:
+    """ValueError unless ``fmt`` is one the layout writes: GIF or MP4 for animations, else PDF, SVG, PNG."""
+    formats = ANIMATION_FORMATS if spec.layout == "animation" else FORMATS
+    if fmt not in formats:
+        raise ValueError(f"the {spec.layout} layout writes {' or '.join(formats)}, not {fmt!r}")
+
+
 def render_spec(source: Result | Config, spec: FigureSpec, fmt: str) -> bytes:
     """``render`` with a FigureSpec."""
-    if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {list(FORMATS)}, got {fmt!r}")
     spec = spec.validated()
+    check_format(spec, fmt)
+    if spec.layout == "animation":
+        animation.grid(source.config if isinstance(source, Result) else source, spec)  # caps before the run
+        if fmt == "mp4":
+            animation.ffmpeg_path()
     if isinstance(source, Result):
         result, config = source, source.config
     elif isinstance(source, Config):
@@ -80,6 +97,8 @@ def render_spec(source: Result | Config, spec: FigureSpec, fmt: str) -> bytes:
         result = run(config) if needs_run(spec) else None
     else:
         raise TypeError(f"render takes a Result or a Config, got {type(source).__name__}")
+    if spec.layout == "animation":
+        return animation.render_animation(result, spec, fmt)
     with matplotlib.rc_context(RC):
         if spec.layout == "paper":
             fig = draw.paper(result, spec)

@@ -129,17 +129,25 @@ def thin(xy: np.ndarray, step: float) -> np.ndarray:
     return xy[keep]
 
 
-def draw_path(ax, xy: np.ndarray, name: str, span: np.ndarray, lw: float = 1.0) -> None:
-    """A trajectory (T, 2) in the method's style, from an open start marker to a filled end marker;
-    thinned relative to the panel's extent ``span`` (2,) along each axis."""
-    style = method_style(name)
+def thin_path(xy: np.ndarray, span: np.ndarray) -> np.ndarray:
+    """The points of a trajectory (T, 2) that are drawn: thinned relative to the panel's extent
+    ``span`` (2,) along each axis."""
     scale = np.asarray(span, dtype=np.float64)
-    path = thin(xy / scale, THIN) * scale
+    return thin(xy / scale, THIN) * scale
+
+
+def draw_path(
+    ax, xy: np.ndarray, name: str, span: np.ndarray, lw: float = 1.0
+) -> tuple[Line2D, Line2D] | None:
+    """A trajectory (T, 2) in the method's style, from an open start marker to a filled end marker
+    (``thin_path``); returns its line and end marker (None when no point is finite)."""
+    style = method_style(name)
+    path = thin_path(xy, span)
     if len(path) == 0:
-        return
-    ax.plot(path[:, 0], path[:, 1], color=style.color, linestyle=style.linestyle, lw=lw, zorder=3)
+        return None
+    (line,) = ax.plot(path[:, 0], path[:, 1], color=style.color, linestyle=style.linestyle, lw=lw, zorder=3)
     _marker(ax, path[0], START_STYLE, size=3.5, zorder=5)
-    ax.plot(
+    (end,) = ax.plot(
         [path[-1, 0]],
         [path[-1, 1]],
         linestyle="none",
@@ -150,6 +158,7 @@ def draw_path(ax, xy: np.ndarray, name: str, span: np.ndarray, lw: float = 1.0) 
         markeredgewidth=0.5,
         zorder=5.5,
     )
+    return line, end
 
 
 @dataclass(frozen=True)
@@ -451,23 +460,28 @@ def directions_at(config: Config, point: tuple[float, float]) -> tuple[np.ndarra
 
 
 def region_c(config: Config, methods: tuple[str, ...], given: float | None, fallback: float) -> float:
-    """c of a region: the figure option, else the run's first entry of one of ``methods`` (its
-    first grid value), else the first registered method's default, else ``fallback``."""
+    """c of a region (the swept parameter of ``methods``: CAGrad's radius, ConicGrad's cosine): the
+    figure option, else the run's first entry of one of ``methods`` (its first grid value), else
+    the first registered method's default, else ``fallback``."""
     if given is not None:
         return given
     for entry in config.methods:
-        if entry.name in methods and "c" in entry.grid()[0]:
-            return float(entry.grid()[0]["c"])
+        if entry.name in methods and METHODS[entry.name].swept() is not None:
+            return float(entry.grid()[0][METHODS[entry.name].swept().name])
     for method in methods:
-        if method in METHODS and "c" in METHODS[method].defaults():
-            return float(METHODS[method].defaults()["c"])
+        if method in METHODS and METHODS[method].swept() is not None:
+            return float(METHODS[method].swept().default)
     return fallback
 
 
-def _wedge(ax, lo: float, hi: float, radius: float, **kwargs) -> None:
+def wedge_points(lo: float, hi: float, radius: float) -> np.ndarray:
+    """The corners (N, 2) of the circular sector from angle ``lo`` to ``hi`` (about one per degree)."""
     angles = np.linspace(lo, hi, max(2, int(abs(hi - lo) / (math.pi / 180)) + 2))
-    pts = np.vstack([[0.0, 0.0], np.column_stack([radius * np.cos(angles), radius * np.sin(angles)])])
-    ax.add_patch(Polygon(pts, closed=True, **kwargs))
+    return np.vstack([[0.0, 0.0], np.column_stack([radius * np.cos(angles), radius * np.sin(angles)])])
+
+
+def _wedge(ax, lo: float, hi: float, radius: float, **kwargs) -> None:
+    ax.add_patch(Polygon(wedge_points(lo, hi, radius), closed=True, **kwargs))
 
 
 def _arrow(ax, vec, color: str, lw: float, label: str | None, zorder: float, linestyle="-") -> None:

@@ -102,8 +102,10 @@ def method_style(name: str) -> MethodStyle:
     return MethodStyle(OKABE_ITO[colour], linestyle, mpl_marker, plotly_dash, plotly_symbol)
 
 
-#: Page widths in inches: one column and the full text width of a two-column paper.
-WIDTHS = {"single": 3.25, "double": 6.75}
+#: Page widths in inches: one column and the full text width of a two-column paper, and a 16:9
+#: slide (10 x 5.625 in; an animation at this width is exactly 16:9, 1280 x 720 pixels at 128 dpi).
+WIDTHS = {"single": 3.25, "double": 6.75, "slide": 10.0}
+SLIDE_ASPECT = 9 / 16
 MIN_WIDTH, MAX_WIDTH = 1.5, 20.0
 
 #: Marks that are not methods.

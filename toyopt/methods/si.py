@@ -18,7 +18,7 @@ not to shifting it.
 from __future__ import annotations
 
 from ._common import LOSS_SHIFT, combine, task_losses
-from .base import EMPTY, EPS, MethodOutput, MethodSpec, StepInput
+from .base import EMPTY, EPS, MethodOutput, MethodSpec, ReferenceCase, StepInput
 
 
 def step(inp: StepInput, state, params) -> MethodOutput:
@@ -37,10 +37,20 @@ SPEC = MethodSpec(
     summary="Gradient of sum_i log(l_i - l*_i): each task weighted by 1 / its shifted loss.",
     step=step,
     params=(LOSS_SHIFT,),
-    needs=frozenset({"losses"}),
+    reads_losses=True,
     flags={
         "loss_below_bound": "some loss read (l_i - l*_i, or l_i under loss_shift none) was <= 1e-8: the log "
         "is undefined there; clamped to 1e-8 (lower_bound) or used as is, as the published code does (none)"
     },
     guarantees=frozenset({"permutation_invariant"}),
+    references=(
+        ReferenceCase(
+            grads=((1.0, 0.0), (-0.5, 1.0)),
+            direction=(0.375, 0.25),
+            weights=(0.5, 0.25),
+            derivation="closed form: weights 1 / (l_i - l*_i) = (1/2, 1/4)",
+            losses=((3.0, 1.0),),
+            lower_bounds=(1.0, -3.0),
+        ),
+    ),
 )

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .. import budget
 from ..config import Config, short_names, short_repr
 from ..engine import Result, run
 from ..methods import METHODS
@@ -41,7 +42,7 @@ from ..outcomes import (
 from ..problems import get_problem
 from ..setups import DEFAULT_SETUP, SETUPS, get_setup
 from . import runs
-from .state import BASINS_PREFIX
+from .state import BASINS_PREFIX, escape_markdown
 
 CACHE_SIZE = 6
 TRAJECTORY_POINTS = 1500
@@ -50,7 +51,6 @@ DEFAULT_GRID = 40
 DEFAULT_RANDOM = 1000
 #: A Run estimated longer than this waits for a second click ("Run anyway").
 SLOW_SECONDS = 30.0
-#: The step counts of the two probe runs behind the estimate.
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,9 @@ class BasinRequest:
                 f"{lanes} lanes (starts x methods x swept values); the page runs at most {APP_MAX_LANES}: "
                 "use a smaller grid, fewer methods or the CLI"
             )
-        return basin_config(config, starts), starts
+        config = basin_config(config, starts)
+        budget.check(config)
+        return config, starts
 
     def to_query(self) -> dict[str, str]:
         q = {
@@ -417,8 +419,8 @@ def basins_view(slow_seconds: float = SLOW_SECONDS) -> None:
     """The basins page: controls, progress bar, maps (click a start for its path), table, exports.
 
     Invalid ``basins.*`` link parameters are listed in one error (their defaults are used). A Run
-    is first estimated (``runs.probe_seconds``: short probe runs of the same config, scaled to its
-    steps); one estimated above ``slow_seconds`` waits for a second click ("Run anyway")."""
+    is first estimated (``toyopt.budget.estimated_seconds``, from the config alone); one estimated
+    above ``slow_seconds`` waits for a second click ("Run anyway")."""
     import streamlit as st
 
     st.header("Basins of attraction")
@@ -431,7 +433,7 @@ def basins_view(slow_seconds: float = SLOW_SECONDS) -> None:
     if url_errors:
         url_box.error(
             "Ignored invalid basins link parameters (their defaults are used instead): "
-            + "; ".join(url_errors)
+            + escape_markdown("; ".join(url_errors))
         )
     initial = st.session_state.get("basins_request") or from_url
     req, go = _controls(st, initial)
@@ -476,8 +478,7 @@ def _estimate(st, config: Config) -> float:
     estimates = st.session_state.setdefault("basins_estimates", {})
     key = config.to_json()
     if key not in estimates:
-        with st.spinner("Estimating the run time..."):
-            estimates[key] = runs.probe_seconds(config)
+        estimates[key] = budget.estimated_seconds(config)
     return estimates[key]
 
 
@@ -497,7 +498,7 @@ def _confirmed(st, config: Config, seconds: float) -> bool:
 
 def _run(st, req: BasinRequest, config: Config, starts: Starts) -> None:
     bar = st.progress(0.0, text="running the grid")
-    outcomes = cached_basins(config, starts, progress=lambda f: bar.progress(min(max(f, 0.0), 1.0)))
+    outcomes = cached_basins(config, starts, progress=runs.progress_reporter(bar, "running the grid"))
     bar.empty()
     st.session_state["basins_request"] = req
     st.session_state["basins_key"] = (config.to_json(), repr(starts.to_dict()))

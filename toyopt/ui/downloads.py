@@ -6,6 +6,9 @@ i.e. the selected methods and starts with every parameter at its slider's curren
 own run carries a whole grid of c values; the file holds only the one on screen). That Config is
 embedded in every figure and written next to the data, so ``python -m toyopt figure --from FILE``
 redraws it. Files are prepared on request (a click), cached by (config, figure options).
+
+``offer_animation`` does the same for an animation of the view (GIF, or MP4 where ffmpeg is
+installed; ``toyopt.figures.animation``).
 """
 
 from __future__ import annotations
@@ -17,10 +20,11 @@ import streamlit as st
 
 from ..config import Config
 from ..engine import run
-from ..figures import FigureSpec, data_files, needs_run, render_spec
+from ..figures import FigureSpec, animation, data_files, needs_run, render_spec
 from . import runs
 
 FIGURE_FORMATS = {"pdf": "application/pdf", "svg": "image/svg+xml", "png": "image/png"}
+ANIMATION_FORMATS = {"gif": "image/gif", "mp4": "video/mp4"}
 DATA_TYPES = {".csv": "text/csv", ".json": "application/json", ".config.json": "application/json"}
 
 
@@ -79,3 +83,55 @@ def offer(values: dict[str, Any], layout: str, **options: Any) -> None:
                 mime=mime,
                 key=f"download_{layout}{suffix}",
             )
+
+
+@st.cache_data(max_entries=4, show_spinner="Drawing the animation...")
+def prepared_animation(config_json: str, spec_json: str, fmt: str) -> bytes:
+    """The animation file (``fmt``: gif or mp4) of the config's run with the FigureSpec."""
+    config = Config.from_json(config_json)
+    return render_spec(config, FigureSpec.from_json(spec_json), fmt)
+
+
+def offer_animation(values: dict[str, Any], name: str, **options: Any) -> None:
+    """An expander with the width and format, a Prepare button and, once prepared for exactly the
+    current values, a download button: an animation of the run of ``values`` (one run at the
+    sliders' values, as in ``offer``) with the FigureSpec ``options`` (overlay, regions_start,
+    ball_c, cone_c)."""
+    with st.expander("Download an animation of this view (GIF, MP4) for a talk"):
+        formats = ["gif"] + (["mp4"] if animation.has_ffmpeg() else [])
+        a, b = st.columns(2)
+        width = a.segmented_control(
+            "Width", ["single", "double", "slide"], default="slide", key=f"animation_width_{name}"
+        )
+        fmt = b.segmented_control("Format", formats, default="gif", key=f"animation_format_{name}")
+        if len(formats) == 1:
+            st.caption("MP4 needs the ffmpeg program, which is not installed here.")
+        try:
+            config = runs.build_config(values, grids=False)
+            spec = FigureSpec(layout="animation", width=width or "slide", **options).validated()
+            animation.grid(config, spec)
+        except ValueError as exc:
+            st.error(str(exc))
+            return
+        key = (config.to_json(), spec.to_json(), fmt or "gif")
+        slot = f"animation_file_{name}"
+        if st.button("Prepare the animation", key=f"animation_prepare_{name}"):
+            try:
+                st.session_state[slot] = (key, prepared_animation(*key))
+            except ValueError as exc:
+                st.error(str(exc))
+                return
+        prepared = st.session_state.get(slot)
+        if prepared is None or prepared[0] != key:
+            st.caption(
+                f"{spec.frames} frames at {spec.fps} frames per second of the methods, starts and "
+                "parameter values shown here, with the config embedded."
+            )
+            return
+        st.download_button(
+            key[2].upper(),
+            prepared[1],
+            file_name=f"toyopt-{name}.{key[2]}",
+            mime=ANIMATION_FORMATS[key[2]],
+            key=f"animation_download_{name}",
+        )

@@ -12,40 +12,39 @@ feasible-regions view.
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import streamlit as st
 import torch
+from streamlit.runtime import Runtime
+from streamlit.runtime.scriptrunner_utils.exceptions import StopException
+from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
+from .. import budget
 from ..config import MAX_GRID, Config
 from ..engine import Result, run
 from ..methods import METHODS, ParamSpec, step_once
 from ..problems import get_problem
 from ..setups import get_setup
 
-#: Parameters whose slider offers a grid carried by one run.
-GRID_PARAM = "c"
 #: At most this many grid values per slider (the core allows MAX_GRID).
 GRID_VALUES = min(21, MAX_GRID)
 #: Recorded states per lane (record_every is chosen to stay near this).
 RECORD_TARGET = 500
 CACHE_ENTRIES = 12
 PROGRESS_CHUNK = 128
-#: Probe runs (steps) behind a run-time estimate.
-PROBE_STEPS = (25, 75)
-#: Runs estimated longer than this wait for a click.
+#: Estimated seconds between two progress callbacks (where a closed session stops the run).
+PROGRESS_SECONDS = 0.5
+#: Runs estimated longer than this (``toyopt.budget.estimated_seconds``) wait for a click.
 SLOW_SECONDS = 15.0
 
 
 def grid_spec(method: str) -> ParamSpec | None:
-    """The float parameter of ``method`` that the app runs as a whole grid, if any."""
-    for p in METHODS[method].params:
-        if p.name == GRID_PARAM and p.kind == "float" and p.low is not None and p.high is not None:
-            return p
-    return None
+    """The float parameter of ``method`` that the app runs as a whole grid (its swept one), if any."""
+    p = METHODS[method].swept()
+    return p if p is not None and p.low is not None and p.high is not None else None
 
 
 def grid_values(p: ParamSpec, include: tuple[float, ...] = ()) -> list[float]:
@@ -112,58 +111,63 @@ def _progress_text(config: Config) -> str:
     return f"Running {len(config.methods)} method(s), {lanes} lanes, {config.steps} steps"
 
 
-@st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
-def cached_run(config_json: str) -> Result:
-    """engine.run for one config, cached by its JSON. The progress bar is created inside (a
-    cached call replays it, already emptied). Short chunks keep the bar moving and let a widget
-    change interrupt a long run quickly."""
-    config = Config.from_json(config_json)
-    text = _progress_text(config)
-    bar = st.progress(0.0, text=text)
+def session_active() -> bool:
+    """False once the browser session of this script run has gone away (tab closed). Outside a
+    Streamlit server (tests, AppTest) there is no session to lose: True."""
+    ctx = get_script_run_ctx(suppress_warning=True)
+    if ctx is None or not Runtime.exists():
+        return True
+    return Runtime.instance().is_active_session(ctx.session_id)
+
+
+def progress_chunk(config: Config) -> int:
+    """Steps per engine chunk: about PROGRESS_SECONDS of estimated work (at most PROGRESS_CHUNK),
+    so the progress callback, where a closed session stops the run, comes often."""
+    per_step = budget.estimated_seconds(config) / config.steps
+    return max(1, min(PROGRESS_CHUNK, int(PROGRESS_SECONDS / max(per_step, 1e-12))))
+
+
+def progress_reporter(bar, text: str):
+    """The engine's progress callback: stops the run (StopException, Streamlit's own way of
+    ending a script run) when the session has gone, else moves the bar every 4 %."""
     shown = [0.0]
 
     def report(fraction: float) -> None:
+        if not session_active():
+            raise StopException()
         if fraction - shown[0] >= 0.04 or fraction >= 1.0:
             shown[0] = fraction
             bar.progress(min(fraction, 1.0), text=text)
 
-    result = run(config, progress=report, chunk=PROGRESS_CHUNK)
+    return report
+
+
+@st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
+def cached_run(config_json: str) -> Result:
+    """engine.run for one config, cached by its JSON. The progress bar is created inside (a
+    cached call replays it, already emptied). Short chunks keep the bar moving, let a widget
+    change interrupt a long run quickly and stop it when the session goes away."""
+    config = Config.from_json(config_json)
+    text = _progress_text(config)
+    bar = st.progress(0.0, text=text)
+    result = run(config, progress=progress_reporter(bar, text), chunk=progress_chunk(config))
     bar.empty()
     return result
 
 
-def probe_seconds(config: Config) -> float:
-    """Seconds ``config`` would take, from short probe runs of all its lanes: one step first
-    (first-time costs), then PROBE_STEPS[0] and PROBE_STEPS[1] steps; the per-step cost is their
-    difference, but at least a quarter of the longer probe's average (timing noise must not make it
-    zero), times the steps, plus the fixed cost. 0 for runs no longer than a probe."""
-    short, long = PROBE_STEPS
-    if config.steps <= long:
-        return 0.0
-    run(replace(config, steps=1, record_every=1))
-    took = []
-    for steps in PROBE_STEPS:
-        started = time.perf_counter()
-        run(replace(config, steps=steps, record_every=steps))
-        took.append(time.perf_counter() - started)
-    per_step = max((took[1] - took[0]) / (long - short), took[1] / long / 4)
-    fixed = max(took[0] - per_step * short, 0.0)
-    return fixed + per_step * config.steps
-
-
-@st.cache_data(max_entries=64, show_spinner="Estimating the run time...")
-def estimated_seconds(config_json: str) -> float:
-    """``probe_seconds`` of the config, cached by its JSON."""
-    return probe_seconds(Config.from_json(config_json))
-
-
 def get_result(values: dict[str, Any], grids: bool = True) -> Result | None:
-    """The run for ``values``; a run estimated above SLOW_SECONDS waits for a click and None is
-    returned meanwhile."""
-    config_json = build_config(values, grids).to_json()
+    """The run for ``values``; a run above the work or memory caps (``toyopt.budget``) is refused
+    with an error, and one estimated above SLOW_SECONDS waits for a click: None meanwhile."""
+    config = build_config(values, grids)
+    try:
+        budget.check(config)
+    except ValueError as exc:
+        st.error(f"This run is too large: {exc}", icon=None)
+        return None
+    config_json = config.to_json()
     approved = st.session_state.setdefault("approved_runs", set())
     if config_json not in approved:
-        seconds = estimated_seconds(config_json)
+        seconds = budget.estimated_seconds(config)
         if seconds > SLOW_SECONDS:
             st.warning(
                 f"This run would take roughly {seconds:.0f} s ({values['steps']} steps of "

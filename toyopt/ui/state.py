@@ -14,6 +14,7 @@ tens); one click restores the published values.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ from ..config import short_names, short_repr
 from ..methods import METHODS, ParamSpec
 from ..problems import get_problem
 from ..setups import DEFAULT_SETUP, SETUPS, get_setup
+from ..validation import check_number
 
 #: Caps on the work a link may request (the core's own caps are far higher).
 URL_MAX_STEPS = 100_000
@@ -93,19 +95,11 @@ class Field:
         return points
 
     def _number(self, text: str, where: str) -> float | int:
-        kind = "an integer" if self.kind == "int" else "a number"
         try:
-            value = float(text)
+            value: Any = float(text)
         except ValueError:
-            value = math.nan
-        ok = math.isfinite(value) and self.low <= value <= self.high
-        if self.kind == "int":
-            ok = ok and value == int(value)
-        if not ok:
-            raise ValueError(
-                f"{where} must be {kind} in [{self.low:g}, {self.high:g}], got {short_repr(text)}"
-            )
-        return int(value) if self.kind == "int" else value
+            value = text  # not a number: the validator rejects it
+        return check_number(value, where, self.low, self.high, integer=self.kind == "int", written=text)
 
     def _point(self, chunk: str, i: int) -> tuple[float, float]:
         parts = chunk.split(",")
@@ -247,6 +241,7 @@ def parse_query(query: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
         except ValueError as exc:
             errors.append(str(exc))
     values = defaults(setup)
+    accepted: list[str] = []
     for key in query:
         if key == "setup" or key.startswith(BASINS_PREFIX):
             continue
@@ -257,9 +252,55 @@ def parse_query(query: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
             continue
         try:
             values[key] = field.parse(query[key])
+            accepted.append(key)
         except ValueError as exc:
             errors.append(str(exc))
-    return values, errors
+    return values, errors + _link_changes(values, accepted, defaults(setup))
+
+
+def _link_changes(values: dict[str, Any], accepted: list[str], base: dict[str, Any]) -> list[str]:
+    """What the ``accepted`` (valid) link parameters ask that the page cannot show as asked, each
+    said in words, with the value used instead set in ``values``: parameters of methods that are
+    not selected (back to ``base``), a trajectory method that is not selected, a recorded step
+    beyond the run."""
+    from .runs import record_every
+
+    notes = []
+    selected = values["methods"]
+    for key in accepted:
+        method = key.split(".", 1)[0]
+        if "." in key and method in METHODS and method not in selected:
+            notes.append(f"{key} is ignored: {method} is not among the selected methods")
+            values[key] = base[key]
+    if "traj_method" in accepted and values["traj_method"] not in selected:
+        notes.append(f"traj_method {values['traj_method']} is not selected; {selected[0]} is used")
+        values["traj_method"] = selected[0]
+    last = (values["steps"] - 1) // record_every(values["steps"]) + 1  # the run's last recorded index
+    for key in ("at_step", "teach_step"):
+        if key in accepted and values[key] > last:
+            notes.append(f"{key} {values[key]} is beyond the run's last recorded step {last}, used instead")
+            values[key] = last
+    return notes
+
+
+#: Characters that start inline markdown in Streamlit: links and images ([ ] !), autolinks and
+#: HTML (< >), emphasis and code (* _ ~ `), math ($), entities (&), colour and icon directives (:),
+#: tables (|). Block syntax (headings, lists) needs a line start, and the escaped text has none.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>!$&~:|])")
+
+
+def escape_markdown(text: str) -> str:
+    """``text`` shown as itself in st.error/st.warning/st.markdown: every markdown character is
+    backslash-escaped and line breaks become spaces (no heading or block can start)."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(text.split()))
+
+
+def link_banner(errors: list[str]) -> str:
+    """The one error banner of a link's rejected or changed parameters; the messages quote the
+    link's text, so all of it is escaped."""
+    return "Ignored invalid link parameters (their defaults are used instead): " + escape_markdown(
+        "; ".join(errors)
+    )
 
 
 def encode(values: Mapping[str, Any]) -> dict[str, str]:

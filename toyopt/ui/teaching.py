@@ -11,7 +11,7 @@ import streamlit as st
 
 from .. import geometry
 from ..methods import METHODS
-from . import controls, figures, runs, state
+from . import controls, downloads, figures, runs, state
 from .stories import STORIES
 
 CONFLICT_TEXT = (
@@ -125,4 +125,7 @@ def view(values: dict[str, Any]) -> None:
         f"the 'Cone vs ball' view (cone c = {values['cone_c']:g}, ball c = {values['ball_c']:g}); d is the "
         "engine's recorded update (after the setup's output scale and clipping). Cone half-angle: "
         f"{np.degrees(geometry.cone_half_angle(values['cone_c'])):.1f} deg."
+    )
+    downloads.offer_animation(
+        svals, "teaching", overlay=True, regions_start=0, ball_c=values["ball_c"], cone_c=values["cone_c"]
     )

@@ -179,3 +179,4 @@ def view(values: dict[str, Any]) -> None:
     if methods:
         st.caption(methods)
     downloads.offer(values, "paper")
+    downloads.offer_animation(values, "trajectories", overlay=values["layout"] == "overlay")
