@@ -15,6 +15,15 @@ from toyopt.methods._common import adam_update
 F64 = torch.float64
 
 
+@pytest.fixture(autouse=True)
+def seeded():
+    """Each test draws its random inputs from the global generator seeded afresh (and restored
+    afterwards), so a failure reproduces whatever ran before."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        yield
+
+
 def run(name, grads, losses, lower, state=None, random=None, **values):
     return step_once(METHODS[name], values, grads, losses, lower, state=state, random=random)
 

@@ -23,7 +23,14 @@ class UsageError(Exception):
 def add_config_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--setup", default=None, help=f"published preset (default {DEFAULT_SETUP})")
     p.add_argument("--config", default=None, help="a JSON config file (from --out or an export)")
-    p.add_argument("--method", action="append", default=None, help="method to run (repeat for several)")
+    p.add_argument(
+        "--method",
+        action="extend",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="method(s) to run: --method a b c, or --method repeated",
+    )
     p.add_argument(
         "--set",
         action="append",

@@ -1,4 +1,4 @@
-"""Small batched linear-algebra helpers shared by the method modules."""
+"""Small batched helpers shared by the method modules (Gram-matrix ones are in ``_gram``)."""
 
 from __future__ import annotations
 
@@ -7,20 +7,9 @@ import torch
 from .base import EPS, Tensor
 
 
-def gram(grads: Tensor) -> Tensor:
-    """Gram matrix Gamma_ij = <g_i, g_j>, shape (B, K, K), from grads (B, K, D)."""
-    return grads @ grads.transpose(-1, -2)
-
-
 def combine(weights: Tensor, grads: Tensor) -> Tensor:
     """sum_i weights_i g_i, shape (B, D)."""
     return (weights.unsqueeze(-1) * grads).sum(-2)
-
-
-def quad(gram_: Tensor, a: Tensor, b: Tensor | None = None) -> Tensor:
-    """a^T Gamma b for batched vectors a, b of shape (B, K); returns (B,)."""
-    b = a if b is None else b
-    return (a.unsqueeze(-2) @ gram_ @ b.unsqueeze(-1)).squeeze(-1).squeeze(-1)
 
 
 def uniform(like: Tensor) -> Tensor:

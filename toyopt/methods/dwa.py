@@ -28,7 +28,7 @@ from typing import NamedTuple
 import torch
 
 from ._common import combine, softmax
-from .base import EPS, MethodOutput, MethodSpec, ParamSpec, StepInput, Tensor
+from .base import EPS, MethodOutput, MethodSpec, ParamSpec, ReferenceCase, StepInput, Tensor
 
 
 class State(NamedTuple):
@@ -92,9 +92,24 @@ SPEC = MethodSpec(
             choices=("lower_bound", "none"),
         ),
     ),
-    needs=frozenset({"losses"}),
+    reads_losses=True,
     flags={
         "nonpositive_ratio": "a window mean loss was <= 0: the loss ratio (and so the weights) is meaningless"
     },
     guarantees=frozenset({"permutation_invariant"}),
+    references=(
+        ReferenceCase(
+            grads=((1.0, 0.0), (-0.5, 1.0)),
+            direction=(0.21431268474792825, 0.5237915435013812),
+            weights=(0.47620845649861887, 0.5237915435013812),
+            derivation=(
+                "paper formula with a one-step window: lambda = 2 softmax((L(2) / L(1)) / 2), d = (1/2) "
+                "sum_i lambda_i g_i"
+            ),
+            params={"window": 1},
+            steps=3,
+            losses=((2.0, 0.5), (1.5, 0.7), (1.0, 0.6)),
+            lower_bounds=(0.0, 0.0),
+        ),
+    ),
 )

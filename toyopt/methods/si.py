@@ -15,7 +15,7 @@ raised. The direction is invariant to rescaling any one loss, not to shifting it
 from __future__ import annotations
 
 from ._common import combine
-from .base import EMPTY, EPS, MethodOutput, MethodSpec, StepInput
+from .base import EMPTY, EPS, MethodOutput, MethodSpec, ReferenceCase, StepInput
 
 
 def step(inp: StepInput, state, params) -> MethodOutput:
@@ -31,7 +31,17 @@ SPEC = MethodSpec(
     paper="Scale-invariant LS baseline of Navon et al., ICML 2022, arXiv 2202.01017",
     summary="Gradient of sum_i log(l_i - l*_i): each task weighted by 1 / its shifted loss.",
     step=step,
-    needs=frozenset({"losses"}),
+    reads_losses=True,
     flags={"loss_below_bound": "some l_i - l*_i <= 1e-8: clamped to 1e-8 (the log is undefined there)"},
     guarantees=frozenset({"permutation_invariant"}),
+    references=(
+        ReferenceCase(
+            grads=((1.0, 0.0), (-0.5, 1.0)),
+            direction=(0.375, 0.25),
+            weights=(0.5, 0.25),
+            derivation="closed form: weights 1 / (l_i - l*_i) = (1/2, 1/4)",
+            losses=((3.0, 1.0),),
+            lower_bounds=(1.0, -3.0),
+        ),
+    ),
 )

@@ -23,7 +23,7 @@ from typing import NamedTuple
 import torch
 
 from ._common import adam_update, combine
-from .base import EPS, MethodOutput, MethodSpec, ParamSpec, StepInput, Tensor
+from .base import EPS, MethodOutput, MethodSpec, ParamSpec, ReferenceCase, StepInput, Tensor
 
 
 class State(NamedTuple):
@@ -71,7 +71,22 @@ SPEC = MethodSpec(
             high=1.0,
         ),
     ),
-    needs=frozenset({"losses"}),
+    reads_losses=True,
     flags={"loss_below_bound": "some l_i - l*_i <= 1e-8: clamped to 1e-8 in the log-variance update"},
     guarantees=frozenset({"permutation_invariant"}),
+    references=(
+        ReferenceCase(
+            grads=((1.0, 0.0), (-0.5, 1.0)),
+            direction=(0.1114092244197778, 0.605678165336),
+            weights=(0.4142483070877778, 0.605678165336),
+            derivation=(
+                "the loss sum_i (exp(-s_i) L_i + s_i) / 2 differentiated by autograd, s stepped by "
+                "torch.optim.Adam (two updates), d = sum_i exp(-s_i) g_i / 2"
+            ),
+            params={"lr": 0.1},
+            steps=3,
+            losses=((2.0, 0.5), (1.5, 0.7), (1.0, 0.6)),
+            lower_bounds=(0.0, 0.0),
+        ),
+    ),
 )

@@ -51,7 +51,6 @@ DEFAULT_GRID = 40
 DEFAULT_RANDOM = 1000
 #: A Run estimated longer than this waits for a second click ("Run anyway").
 SLOW_SECONDS = 30.0
-#: The step counts of the two probe runs behind the estimate.
 
 
 @dataclass(frozen=True)
