@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .methods import METHODS, get_method
-from .problems import PROBLEMS, get_problem
+from .methods import get_method
+from .problems import get_problem
+from .validation import check_choice, check_number, short_repr
 
 #: Work caps: a crafted config, link or CLI call cannot ask for more than this.
 MAX_STEPS = 200_000
@@ -38,38 +38,6 @@ INIT_PRESETS = {"standard5": STANDARD5, "cagrad3": CAGRAD3}
 
 #: Integers with more digits than this are not converted (Python's own int/str limit is 4300).
 MAX_INT_DIGITS = 4300
-
-
-def _number(value: Any, where: str, low: float, high: float, integer: bool = False) -> float | int:
-    """``value`` checked to lie in [low, high]: a float (ints accepted) or, with ``integer``, an
-    exact Python int. An integral float is accepted as an integer only up to 2**53, where every
-    integer is a float exactly (a larger one may already have been rounded, e.g. by a JSON reader)."""
-    if integer:
-        bad = ValueError(f"{where} must be an integer in [{int(low)}, {int(high)}], got {short_repr(value)}")
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad
-        if isinstance(value, float):
-            if math.isfinite(value) and value == int(value) and abs(value) > 2**53:
-                raise ValueError(
-                    f"{where} must be an integer in [{int(low)}, {int(high)}] written without a decimal "
-                    f"point or exponent (a float above 2**53 may be rounded), got {short_repr(value)}"
-                )
-            if not math.isfinite(value) or value != int(value):
-                raise bad
-            value = int(value)
-        if not low <= value <= high:
-            raise bad
-        return int(value)
-    bad = ValueError(f"{where} must be a number in [{low:g}, {high:g}], got {short_repr(value)}")
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise bad
-    try:
-        as_float = float(value)
-    except OverflowError:  # an int too large for a float
-        raise bad from None
-    if not math.isfinite(as_float) or as_float < low or as_float > high:
-        raise bad
-    return as_float
 
 
 class _LongInteger:
@@ -108,48 +76,11 @@ def loads_json(text: str | bytes, what: str = "config") -> Any:
         raise ValueError(f"{what} is not valid JSON: {short_repr(str(exc), 80)}") from None
 
 
-def short_repr(value: Any, limit: int = 40) -> str:
-    """``repr(value)``, cut to ``limit`` characters ("..." at the end) for an error message."""
-    try:
-        text = repr(value)
-    except ValueError:  # an int beyond Python's int/str conversion limit (4300 digits)
-        return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def short_names(keys: Any, limit: int = 5) -> str:
     """A short list of (possibly long, possibly many) keys for an error message."""
     keys = sorted(str(k) for k in keys)
     shown = ", ".join(short_repr(k) for k in keys[:limit])
     return f"[{shown}{f', ... ({len(keys)} in all)' if len(keys) > limit else ''}]"
-
-
-def _param(spec: Any, key: Any, kind: str) -> Any:
-    """The ParamSpec ``key`` of a method or problem ``spec``; the error shows the key shortened."""
-    for p in spec.params:
-        if p.name == key:
-            return p
-    allowed = [p.name for p in spec.params]
-    raise ValueError(f"unknown parameter {short_repr(key)} for {kind} {spec.name!r}; allowed: {allowed}")
-
-
-def _param_value(p: Any, value: Any, owner: str) -> Any:
-    """``p.validate(value)`` with a choice's bad value shown shortened."""
-    if p.kind == "choice" and (not isinstance(value, str) or value not in p.choices):
-        raise ValueError(f"{owner}.{p.name} must be one of {list(p.choices)}, got {short_repr(value)}")
-    return p.validate(value, owner=owner)
-
-
-def _get_method(name: Any) -> Any:
-    if not isinstance(name, str) or name not in METHODS:
-        raise ValueError(f"unknown method {short_repr(name)}; allowed: {sorted(METHODS)}")
-    return METHODS[name]
-
-
-def _get_problem(name: str) -> Any:
-    if name not in PROBLEMS:
-        raise ValueError(f"unknown problem {short_repr(name)}; allowed: {sorted(PROBLEMS)}")
-    return PROBLEMS[name]
 
 
 @dataclass(frozen=True)
@@ -167,23 +98,26 @@ class MethodEntry:
     output_scale: float = 1.0
     clip_norm: float | None = None
 
-    def validated(self, where: str) -> MethodEntry:
-        spec = _get_method(self.name)
+    def validated(self, where: str, n_tasks: int | None = None) -> MethodEntry:
+        """This entry checked (parameters for a problem with ``n_tasks`` tasks, when given)."""
+        spec = get_method(self.name)
         if not isinstance(self.params, dict):
             raise ValueError(f"{where}.params must be an object, got {_json_type(self.params)}")
         params = {}
         for key, value in self.params.items():
-            p = _param(spec, key, "method")
+            p = spec.param(key)
             if isinstance(value, (list, tuple)):
                 if p.kind != "float":
                     raise ValueError(f"{where}.params.{key}: only float parameters take a list of values")
                 if not 1 <= len(value) <= MAX_GRID:
                     raise ValueError(f"{where}.params.{key}: a grid needs 1 to {MAX_GRID} values")
-                params[key] = [_param_value(p, v, f"{where}.params") for v in value]
+                params[key] = [p.validate(v, f"{where}.params", n_tasks) for v in value]
             else:
-                params[key] = _param_value(p, value, f"{where}.params")
-        scale = _number(self.output_scale, f"{where}.output_scale", 0.0, 1e6)
-        clip = None if self.clip_norm is None else _number(self.clip_norm, f"{where}.clip_norm", 1e-12, 1e12)
+                params[key] = p.validate(value, f"{where}.params", n_tasks)
+        scale = check_number(self.output_scale, f"{where}.output_scale", 0.0, 1e6)
+        clip = self.clip_norm
+        if clip is not None:
+            clip = check_number(clip, f"{where}.clip_norm", 1e-12, 1e12)
         return MethodEntry(self.name, params, scale, clip)
 
     def grid(self) -> list[dict]:
@@ -240,11 +174,9 @@ class Config:
     def validated(self) -> Config:
         """This config with every field checked and normalised; raises ValueError naming the
         first bad field and its allowed range."""
-        problem = _get_problem(_text(self.problem, "problem"))
+        problem = get_problem(_text(self.problem, "problem"))
         if not isinstance(self.problem_params, dict):
             raise ValueError(f"problem_params must be an object, got {_json_type(self.problem_params)}")
-        for key, value in self.problem_params.items():
-            _param_value(_param(problem, key, "problem"), value, "problem_params")
         problem_params = problem.validate_params(self.problem_params)
         if not isinstance(self.inits, tuple) or not 1 <= len(self.inits) <= MAX_INITS:
             raise ValueError(f"inits must hold 1 to {MAX_INITS} points")
@@ -253,7 +185,7 @@ class Config:
             if len(point) != problem.dim:
                 raise ValueError(f"inits[{i}] must have {problem.dim} coordinates, got {len(point)}")
             inits.append(
-                tuple(_number(v, f"inits[{i}][{j}]", -MAX_COORD, MAX_COORD) for j, v in enumerate(point))
+                tuple(check_number(v, f"inits[{i}][{j}]", -MAX_COORD, MAX_COORD) for j, v in enumerate(point))
             )
         if not 1 <= len(self.methods) <= MAX_METHODS:
             raise ValueError(f"methods must list 1 to {MAX_METHODS} entries")
@@ -261,29 +193,20 @@ class Config:
         for i, entry in enumerate(self.methods):
             if not isinstance(entry, MethodEntry):
                 raise ValueError(f"methods[{i}] must be a method entry")
-            methods.append(entry.validated(f"methods[{i}]({entry.name})"))
-        for entry in methods:
-            if entry.name == "stl" and entry.params.get("task", 0) >= problem.n_tasks:
-                raise ValueError(f"stl.task must be in [0, {problem.n_tasks - 1}] for problem {problem.name}")
+            methods.append(entry.validated(f"methods[{i}]({entry.name})", problem.n_tasks))
         lanes = sum(len(m.grid()) for m in methods) * len(inits)
         if lanes > MAX_LANES:
             raise ValueError(f"methods x grid values x inits = {lanes} lanes; the cap is {MAX_LANES}")
-        optimizer = _text(self.optimizer, "optimizer")
-        if optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {short_repr(optimizer)}")
+        optimizer = check_choice(_text(self.optimizer, "optimizer"), "optimizer", OPTIMIZERS)
         lower_bounds = None
         if self.lower_bounds is not None:
             if len(self.lower_bounds) != problem.n_tasks:
                 raise ValueError(f"lower_bounds must have {problem.n_tasks} values")
             lower_bounds = tuple(
-                _number(v, f"lower_bounds[{i}]", -1e12, 1e12) for i, v in enumerate(self.lower_bounds)
+                check_number(v, f"lower_bounds[{i}]", -1e12, 1e12) for i, v in enumerate(self.lower_bounds)
             )
-        dtype = _text(self.dtype, "dtype")
-        if dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {list(DTYPES)}, got {short_repr(dtype)}")
-        backend = _text(self.backend, "backend")
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {list(BACKENDS)}, got {short_repr(backend)}")
+        dtype = check_choice(_text(self.dtype, "dtype"), "dtype", DTYPES)
+        backend = check_choice(_text(self.backend, "backend"), "backend", BACKENDS)
         if self.setup is not None:
             _text(self.setup, "setup")
         return replace(
@@ -293,15 +216,15 @@ class Config:
             inits=tuple(inits),
             methods=tuple(methods),
             optimizer=optimizer,
-            lr=_number(self.lr, "lr", 1e-9, 100.0),
-            momentum=_number(self.momentum, "momentum", 0.0, 0.999),
-            steps=_number(self.steps, "steps", 1, MAX_STEPS, integer=True),
-            seed=_number(self.seed, "seed", 0, 2**63 - 1, integer=True),
-            noise=_number(self.noise, "noise", 0.0, 1e3),
+            lr=check_number(self.lr, "lr", 1e-9, 100.0),
+            momentum=check_number(self.momentum, "momentum", 0.0, 0.999),
+            steps=check_number(self.steps, "steps", 1, MAX_STEPS, integer=True),
+            seed=check_number(self.seed, "seed", 0, 2**63 - 1, integer=True),
+            noise=check_number(self.noise, "noise", 0.0, 1e3),
             lower_bounds=lower_bounds,
-            record_every=_number(self.record_every, "record_every", 1, MAX_STEPS, integer=True),
-            early_stop_tol=_number(self.early_stop_tol, "early_stop_tol", 0.0, 1.0),
-            tolerance=_number(self.tolerance, "tolerance", 1e-6, 0.5),
+            record_every=check_number(self.record_every, "record_every", 1, MAX_STEPS, integer=True),
+            early_stop_tol=check_number(self.early_stop_tol, "early_stop_tol", 0.0, 1.0),
+            tolerance=check_number(self.tolerance, "tolerance", 1e-6, 0.5),
             dtype=dtype,
             backend=backend,
         )
@@ -370,22 +293,28 @@ class Config:
 
     # -- URL query parameters ----------------------------------------------------------------
     def to_query(self) -> dict[str, str]:
-        """Flat string parameters for a URL: only what differs from the setup's defaults."""
-        q = {"problem": self.problem, "steps": str(self.steps), "lr": _fmt(self.lr)}
-        if self.setup:
-            q["setup"] = self.setup
-        q["optimizer"] = self.optimizer
+        """Flat string parameters for a URL, only what differs from ``Config()``'s defaults (a
+        method's parameters: from its ParamSpec defaults; the method list is always written). An
+        absent key means that default."""
+        default = Config()
+        q = {"methods": ",".join(m.name for m in self.methods)}
+        for key in ("setup", "problem", "optimizer", "steps", "lr", "seed", "noise"):
+            value = getattr(self, key)
+            if value != getattr(default, key):
+                q[key] = _fmt(value)
+        problem_defaults = {p.name: p.default for p in get_problem(self.problem).params}
         for key, value in self.problem_params.items():
-            q[f"problem.{key}"] = _fmt(value)
-        q["inits"] = ";".join(",".join(_fmt(v) for v in p) for p in self.inits)
-        q["methods"] = ",".join(m.name for m in self.methods)
+            if value != problem_defaults.get(key):
+                q[f"problem.{key}"] = _fmt(value)
+        if self.inits != default.inits:
+            q["inits"] = ";".join(",".join(_fmt(v) for v in p) for p in self.inits)
         for m in self.methods:
+            defaults = get_method(m.name).defaults()
             for key, value in m.params.items():
-                q[f"{m.name}.{key}"] = (
-                    "|".join(_fmt(v) for v in value) if isinstance(value, list) else _fmt(value)
-                )
-        for key in ("seed", "noise"):
-            q[key] = _fmt(getattr(self, key))
+                if isinstance(value, list):
+                    q[f"{m.name}.{key}"] = "|".join(_fmt(v) for v in value)
+                elif value != defaults[key]:
+                    q[f"{m.name}.{key}"] = _fmt(value)
         return q
 
 
@@ -437,7 +366,7 @@ def parse_inits(text: str, where: str = "inits") -> tuple[tuple[float, float], .
         except ValueError:
             raise ValueError(f"{where}: point {i} must be two numbers, got {short_repr(chunk)}") from None
         for j, v in enumerate(point):
-            _number(v, f"{where}[{i}][{j}]", -MAX_COORD, MAX_COORD)
+            check_number(v, f"{where}[{i}][{j}]", -MAX_COORD, MAX_COORD)
         points.append(point)
     if not points:
         raise ValueError(f"{where} must name at least one point 'x,y;x,y'")

@@ -47,6 +47,7 @@ import torch
 from . import geometry
 from .config import MAX_INITS, Config
 from .engine import Result, run
+from .methods.base import UNIT_SWEEP
 from .problems import get_problem
 
 CATEGORIES = ("global_min", "pareto", "stalled", "moving", "diverged")
@@ -66,8 +67,8 @@ APP_MAX_RANDOM = 10_000
 APP_MAX_LANES = 40_000
 APP_MAX_STEPS = 100_000
 
-#: The c sweep offered for methods with a float parameter ``c`` (CAGrad, ConicGrad): 0.05..0.95.
-C_SWEEP = tuple(round(0.05 * k, 2) for k in range(1, 20))
+#: The c sweep of CAGrad and ConicGrad, 0.05..0.95 (their ``ParamSpec.sweep``; for labels).
+C_SWEEP = UNIT_SWEEP
 
 FORMAT_VERSION = 1
 
@@ -139,21 +140,23 @@ def basin_config(base: Config, starts: Starts) -> Config:
     return replace(base, inits=starts.points(), record_every=record_every).validated()
 
 
-def with_param_sweep(config: Config, name: str = "c", values=C_SWEEP) -> Config:
-    """Every method entry with a float parameter ``name`` gets the list ``values`` (one lane per
-    value and start); the others are unchanged. Raises if no entry has such a parameter."""
+def with_param_sweep(config: Config, name: str | None = None, values=None) -> Config:
+    """Every method entry with a swept parameter (``ParamSpec.sweep``; only if it is called
+    ``name``, when given) runs it at ``values`` (default: its own sweep values), one lane per value
+    and start; the others are unchanged. Raises if no entry has such a parameter."""
     from .methods import get_method
 
     entries, touched = [], False
     for entry in config.methods:
-        spec = get_method(entry.name)
-        if any(p.name == name and p.kind == "float" for p in spec.params):
-            entries.append(replace(entry, params={**entry.params, name: list(values)}))
+        p = get_method(entry.name).swept()
+        if p is not None and name in (None, p.name):
+            swept = list(p.sweep if values is None else values)
+            entries.append(replace(entry, params={**entry.params, p.name: swept}))
             touched = True
         else:
             entries.append(entry)
     if not touched:
-        raise ValueError(f"no method in the run has a float parameter {name!r} to sweep")
+        raise ValueError(f"no method in the run has a swept parameter{f' {name!r}' if name else ''}")
     return replace(config, methods=tuple(entries)).validated()
 
 

@@ -49,6 +49,12 @@ def test_methods_text(capsys):
     assert code == 0 and err == ""
     names = [line.split()[0] for line in out.splitlines()]
     assert names == list(METHODS)
+    # the parameters start in one column, after the longest label ("MGDA (Su, averaged argmin)")
+    longest = max(METHODS.values(), key=lambda spec: len(spec.label))
+    lines = dict(zip(names, out.splitlines()))
+    start = lines[longest.name].index(longest.label) + len(longest.label) + 2
+    for name, line in lines.items():
+        assert line[start - 2 : start] == "  " and (not METHODS[name].params or line[start] != " "), line
 
 
 def test_methods_json_subprocess():
@@ -59,9 +65,10 @@ def test_methods_json_subprocess():
     mgda = next(m for m in data if m["name"] == "mgda")
     assert mgda["params"][0]["name"] == "fw_iters" and mgda["params"][0]["kind"] == "int"
     assert "pareto_stationary" in mgda["flags"]
-    assert {"name", "label", "paper", "params", "flags", "guarantees", "needs", "stateful", "random"} <= set(
-        mgda
-    )
+    expected = {"name", "label", "paper", "params", "flags", "guarantees", "stateful", "random", "references"}
+    assert expected | {"reads_losses", "weights_exact", "weights_note"} <= set(mgda)
+    assert mgda["weights_exact"] is True and mgda["reads_losses"] is False
+    assert next(m for m in data if m["name"] == "graddrop")["weights_exact"] is False
 
 
 def test_run_writes_documented_json(tmp_path, capsys):
@@ -179,7 +186,7 @@ def bad_cases(tmp: Path) -> list[tuple[list[str], str]]:
         ([*base, "--set", "ls.reduction=max", "--out", out], "reduction must be one of"),
         (
             [*base, "--method", "mgda", "--set", "mgda.fw_iters=0", "--out", out],
-            "fw_iters must be in [1, 1000]",
+            "fw_iters must be an integer in [1, 1000]",
         ),
         ([*base, "--set", "mgda.fw_iters=3", "--out", out], "not in the run"),
         ([*base, "--inits", "nan,1", "--out", out], "--inits[0][0] must be a number"),
@@ -269,3 +276,21 @@ def test_out_suffix_case_insensitive(tmp_path, capsys, suffix):
     text = out_file.read_text()
     assert text.startswith("{") == (suffix.lower() == ".json")
     np.testing.assert_equal(text.startswith("# toyopt config"), suffix.lower() == ".csv")
+
+
+@pytest.mark.parametrize("command", ["run", "basins", "figure"])
+def test_method_takes_several_names_or_repeats(command):
+    """``--method a b c`` is the same run as ``--method a --method b --method c``, and both
+    forms mix."""
+    from toyopt.cli import build_parser
+    from toyopt.cli._common import config_from_args
+
+    def config(*methods):
+        argv = [command, "--setup", "nashmtl2022", *methods, "--steps", "5", "--out", "o.png"]
+        args = build_parser().parse_args(argv)
+        return config_from_args(args)
+
+    listed = config("--method", "ls", "mgda", "cagrad")
+    assert [m.name for m in listed.methods] == ["ls", "mgda", "cagrad"]
+    assert listed == config("--method", "ls", "--method", "mgda", "--method", "cagrad")
+    assert listed == config("--method", "ls", "mgda", "--method", "cagrad")

@@ -115,7 +115,10 @@ def test_grid_is_product_of_float_axes():
         ({"methods": []}, r"methods must list 1 to 32"),
         ({"methods": "ls"}, r"methods must be a list"),
         ({"methods": [3]}, r"methods\[0\] must be an object"),
-        ({"methods": [{"name": "mgda", "params": {"fw_iters": 0}}]}, r"fw_iters must be in \[1, 1000\]"),
+        (
+            {"methods": [{"name": "mgda", "params": {"fw_iters": 0}}]},
+            r"fw_iters must be an integer in \[1, 1000\]",
+        ),
         ({"methods": [{"name": "mgda", "params": {"fw_iters": 2.5}}]}, r"fw_iters must be an integer"),
         (
             {"methods": [{"name": "ls", "output_scale": -1}]},
@@ -141,7 +144,7 @@ def test_grid_is_product_of_float_axes():
         ({"backend": "jit"}, r"backend must be one of \['eager', 'compiled'\]"),
         ({"problem": "nope"}, r"unknown problem 'nope'"),
         ({"problem": 3}, r"problem must be a non-empty string"),
-        ({"problem_params": {"scale": 0}}, r"problem_params.scale must be in \[0.001, 1000\]"),
+        ({"problem_params": {"scale": 0}}, r"problem_params.scale must be a number in \[0.001, 1000\]"),
         ({"problem_params": {"shift": 1}}, r"unknown parameter 'shift' for problem 'liu2021'"),
         ({"problem_params": [1]}, r"problem_params must be an object"),
         ({"inits": []}, r"inits must hold 1 to 40000 points"),
@@ -283,6 +286,12 @@ def test_to_query_lists_grid_and_params():
     assert all(isinstance(v, str) for v in q.values())
 
 
+def test_to_query_writes_only_what_differs_from_the_defaults():
+    assert Config().to_query() == {"methods": "ls"}
+    q = Config(methods=(MethodEntry("cagrad", {"c": 0.5, "rescale": "none"}),), steps=10, seed=3).to_query()
+    assert q == {"methods": "cagrad", "steps": "10", "seed": "3", "cagrad.rescale": "none"}
+
+
 # -- setups -------------------------------------------------------------------------------------
 
 
@@ -323,3 +332,50 @@ def test_setup_settings():
     with pytest.raises(ValueError, match="steps must be"):
         nash.config(methods=["ls"], steps=0)
     assert replace(c, steps=5).validated().steps == 5
+
+
+def test_a_task_index_is_bounded_by_the_problems_tasks():
+    """stl.task's bound depends on K (ParamSpec.high_for_tasks): 1 is the last task of the 2-task toy."""
+    entry = MethodEntry("stl", {"task": 1})
+    assert Config(methods=(entry,)).validated().methods[0].params == {"task": 1}
+    with pytest.raises(
+        ValueError, match=r"methods\[0\]\(stl\)\.params\.task must be an integer in \[0, 1\], got 2"
+    ):
+        Config(methods=(MethodEntry("stl", {"task": 2}),)).validated()
+    task = METHODS["stl"].param("task")
+    assert (
+        task.validate(5, n_tasks=6) == 5 and task.range_text(6) == "[0, 5]" and task.range_text() == "[0, 15]"
+    )
+
+
+def test_swept_parameters_come_from_the_specs():
+    from toyopt.outcomes import with_param_sweep
+
+    swept = {name: spec.swept().name for name, spec in METHODS.items() if spec.swept() is not None}
+    assert swept == {"cagrad": "c", "conicgrad": "c", "conicgrad_exact": "c"}
+    config = get_setup(DEFAULT_SETUP).config(["cagrad", "mgda"], steps=5)
+    entries = with_param_sweep(config).methods
+    assert entries[0].params["c"] == list(METHODS["cagrad"].param("c").sweep) and "c" not in entries[1].params
+    with pytest.raises(ValueError, match="no method in the run has a swept parameter"):
+        with_param_sweep(get_setup(DEFAULT_SETUP).config(["mgda"], steps=5))
+
+
+@pytest.mark.parametrize(
+    ("value", "integer", "message"),
+    [
+        (True, False, "x must be a number in [0, 1], got True"),
+        ("1", False, "x must be a number in [0, 1], got '1'"),
+        (10**400, False, "x must be a number in [0, 1], got 1000"),
+        (float("nan"), False, "x must be a number in [0, 1], got nan"),
+        (0.5, True, "x must be an integer in [0, 1], got 0.5"),
+        (2.0**60, True, "written without a decimal point"),
+    ],
+)
+def test_one_number_validator(value, integer, message):
+    """Config fields and method/problem parameters share toyopt.validation.check_number."""
+    from toyopt.validation import check_number
+
+    with pytest.raises(ValueError) as err:
+        check_number(value, "x", 0, 1, integer=integer)
+    assert message in str(err.value)
+    assert check_number(1.0, "x", 0, 1, integer=True) == 1 and check_number(1, "x", 0, 1) == 1.0

@@ -72,7 +72,7 @@ def base_dict() -> dict:
         ({"methods": [{"name": 3}]}, r"^methods\[0\] must be an object with a string 'name'"),
         ({"methods": [{"name": "ls", "params": "abc"}]}, r"methods\[0\]\(ls\)\.params must be an object"),
         ({"methods": [{"name": "ls", "params": [1]}]}, r"methods\[0\]\(ls\)\.params must be an object"),
-        ({"methods": [{"name": "mgda", "params": {"fw_iters": "3"}}]}, r"params\.fw_iters must be a number"),
+        ({"methods": [{"name": "mgda", "params": {"fw_iters": "3"}}]}, r"fw_iters must be an integer"),
         ({"methods": [{"name": "ls", "params": {"reduction": 3}}]}, r"params\.reduction must be one of"),
         ({"methods": [{"name": "ls", "output_scale": "1"}]}, r"methods\[0\]\(ls\)\.output_scale must be"),
         ({"methods": [{"name": "ls", "clip_norm": [1]}]}, r"methods\[0\]\(ls\)\.clip_norm must be"),
@@ -155,7 +155,7 @@ def test_integer_literal_beyond_the_digit_limit_names_the_problem():
         ('{"problem": ' + "1" * 5000 + "}", r"^problem must be a non-empty string.*5000 digits$"),
         (
             '{"methods": [{"name": "mgda", "params": {"fw_iters": ' + "1" * 5000 + "}}]}",
-            r"^methods\[0\]\(mgda\)\.params\.fw_iters must be a number .*5000 digits$",
+            r"^methods\[0\]\(mgda\)\.params\.fw_iters must be an integer .*5000 digits$",
         ),
     ],
     ids=["steps", "negative seed", "lr", "inits", "problem", "method parameter"],

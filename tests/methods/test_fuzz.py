@@ -27,7 +27,6 @@ from toyopt.methods import METHODS, MethodSpec, StepInput, draw_random, lane_par
 
 F64 = torch.float64
 NAMES = sorted(METHODS)
-LINEAR_NOTE = MethodSpec.__dataclass_fields__["weights_note"].default
 LANES = 64
 STEPS = 2  # consecutive steps for stateful methods (stateless methods take one)
 SAMPLE_EXAMPLES = 25
@@ -173,7 +172,10 @@ def fuzz_setups(draw, spec: MethodSpec):
                 top = 2 * max(p.default, 1) if p.high is None else min(p.high, 2 * max(p.default, 1))
                 ints[p.name] = draw(st.integers(low, max(top, low)))
             elif p.kind == "choice":
-                choices[p.name] = draw(st.sampled_from(p.choices))
+                # loss_shift none evaluates the published formulas unguarded on purpose (a non-finite
+                # value stops the engine's lane); test_loss_and_state_methods pins it instead.
+                allowed = [c for c in p.choices if (p.name, c) != ("loss_shift", "none")]
+                choices[p.name] = draw(st.sampled_from(allowed))
     return {
         "seed": draw(st.integers(0, 2**62)),
         "K": draw(st.sampled_from([2, 2, 3])),
@@ -222,7 +224,7 @@ def fuzz_example(checks, spec: MethodSpec, setup: dict) -> int:
         assert not errors, f"{spec.name} {setup}: {errors}"
         bad = checks.nonfinite_lanes(out).nonzero().flatten().tolist()
         assert not bad, f"{spec.name}: non-finite output\n{describe(setup, inp, category, params, bad, t)}"
-        if spec.weights_note == LINEAR_NOTE:
+        if spec.weights_exact:
             off = checks.weights_mismatch(inp, out).nonzero().flatten().tolist()
             where = describe(setup, inp, category, params, off, t)
             assert not off, f"{spec.name}: direction != sum_i weights_i g_i\n{where}"

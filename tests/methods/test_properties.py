@@ -18,7 +18,6 @@ from toyopt.methods import METHODS, MethodSpec, StepInput, lane_params
 F64 = torch.float64
 NAMES = sorted(METHODS)
 STATEFUL = [n for n in NAMES if METHODS[n].stateful]
-LINEAR_NOTE = MethodSpec.__dataclass_fields__["weights_note"].default
 CLAIMS = [(n, g) for n in NAMES for g in sorted(METHODS[n].guarantees) if g != "permutation_invariant"]
 PERMUTATION_INVARIANT = [n for n in NAMES if "permutation_invariant" in METHODS[n].guarantees]
 FLOAT_PARAMS = [(n, p.name) for n in NAMES for p in METHODS[n].params if p.kind == "float"]
@@ -113,7 +112,7 @@ def assert_sound(checks, spec, params, inp, out, labels, guarantees=True, grid_s
     assert not errors, f"{spec.name}: {errors}"
     bad = checks.nonfinite_lanes(out)
     assert not bad.any(), f"{spec.name}: non-finite output on {named(labels, bad)}"
-    if spec.weights_note == LINEAR_NOTE:
+    if spec.weights_exact:
         off = checks.weights_mismatch(inp, out)
         assert not off.any(), f"{spec.name}: direction != sum_i weights_i g_i on {named(labels, off)}"
     if guarantees:
@@ -228,9 +227,35 @@ def test_losses_at_and_below_lower_bounds(checks, name):
         assert_sound(checks, spec, params, inp, out, labels)
         for value in out.flags.values():
             flagged |= value
-    if "losses" in spec.needs:
+    if spec.reads_losses:
         silent = at_or_below & ~flagged
         assert not silent.any(), f"{name}: no flag for losses at/below bound: {named(labels, silent)}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_reads_losses_is_declared_truthfully(checks, name):
+    """A method that does not declare ``reads_losses`` runs without losses and lower bounds (None)
+    and gives what it gives with them; one that declares it answers differently to other losses."""
+    spec = METHODS[name]
+    gen = torch.Generator().manual_seed(13)
+    B, K, D = 8, 3, 2
+    grads = random_grads(gen, B, K, D)
+    params = param_values(spec, B)
+    T = 30 if spec.stateful else 1  # past DWA's default 25-step window
+    first = [checks.step_input(spec, grads, gen, progress=t / T) for t in range(T)]
+    other = [
+        inp._replace(losses=inp.lower_bounds + 1.5 * (inp.losses - inp.lower_bounds) ** 2) for inp in first
+    ]
+    with_losses = run_steps(spec, first, params)
+    if spec.reads_losses:
+        changed = run_steps(spec, other, params)
+        assert any(not torch.equal(a.weights, b.weights) for a, b in zip(with_losses, changed)), (
+            f"{name} declares reads_losses but ignores the losses"
+        )
+    else:
+        without = run_steps(spec, [inp._replace(losses=None, lower_bounds=None) for inp in first], params)
+        for a, b in zip(with_losses, without):
+            assert torch.equal(a.direction, b.direction) and torch.equal(a.weights, b.weights)
 
 
 @pytest.mark.parametrize("name", STATEFUL)
@@ -303,7 +328,7 @@ def test_permutation_invariance(checks, name):
     spec = METHODS[name]
     gen = torch.Generator().manual_seed(23)
     T = steps_for(spec)
-    linear = spec.weights_note == LINEAR_NOTE
+    linear = spec.weights_exact
     for K, perms in [(2, [[1, 0]]), (3, [[1, 0, 2], [1, 2, 0]])]:
         adv_labels, adv = adversarial_batch(K)
         grads = [torch.cat([random_grads(gen, 16, K, 5), embed(adv, 5)]) for _ in range(T)]

@@ -17,7 +17,9 @@ def handle(args) -> int:
     if args.json:
         print(json.dumps([spec.to_json() for spec in METHODS.values()], indent=1))
         return 0
+    name_width = max(len(spec.name) for spec in METHODS.values())
+    label_width = max(len(spec.label) for spec in METHODS.values())
     for spec in METHODS.values():
         params = ", ".join(f"{p.name}={p.default}{' [U]' if p.unverified else ''}" for p in spec.params)
-        print(f"{spec.name:18s} {spec.label:22s} {params}")
+        print(f"{spec.name:{name_width}s}  {spec.label:{label_width}s}  {params}")
     return 0

@@ -483,16 +483,17 @@ CONE_METHODS = ("conicgrad", "conicgrad_exact")
 
 
 def region_c(config: Config, methods: tuple[str, ...], given: float | None, fallback: float) -> float:
-    """c of a region: the figure option, else the run's first entry of one of ``methods`` (its
-    first grid value), else the first registered method's default, else ``fallback``."""
+    """c of a region (the swept parameter of ``methods``: CAGrad's radius, ConicGrad's cosine): the
+    figure option, else the run's first entry of one of ``methods`` (its first grid value), else
+    the first registered method's default, else ``fallback``."""
     if given is not None:
         return given
     for entry in config.methods:
-        if entry.name in methods and "c" in entry.grid()[0]:
-            return float(entry.grid()[0]["c"])
+        if entry.name in methods and METHODS[entry.name].swept() is not None:
+            return float(entry.grid()[0][METHODS[entry.name].swept().name])
     for method in methods:
-        if method in METHODS and "c" in METHODS[method].defaults():
-            return float(METHODS[method].defaults()["c"])
+        if method in METHODS and METHODS[method].swept() is not None:
+            return float(METHODS[method].swept().default)
     return fallback
 
 

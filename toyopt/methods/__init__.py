@@ -10,7 +10,8 @@ import pkgutil
 
 import torch
 
-from .base import EMPTY, MethodOutput, MethodSpec, ParamSpec, RandomNeed, StepInput
+from ..validation import short_repr
+from .base import EMPTY, MethodOutput, MethodSpec, ParamSpec, RandomNeed, ReferenceCase, StepInput
 
 
 def _discover() -> dict[str, MethodSpec]:
@@ -91,10 +92,9 @@ def _is_seq(value) -> bool:
 
 
 def get_method(name: str) -> MethodSpec:
-    try:
-        return METHODS[name]
-    except KeyError:
-        raise ValueError(f"unknown method {name!r}; allowed: {sorted(METHODS)}") from None
+    if not isinstance(name, str) or name not in METHODS:
+        raise ValueError(f"unknown method {short_repr(name)}; allowed: {sorted(METHODS)}")
+    return METHODS[name]
 
 
 __all__ = [
@@ -106,6 +106,7 @@ __all__ = [
     "MethodSpec",
     "ParamSpec",
     "RandomNeed",
+    "ReferenceCase",
     "StepInput",
     "get_method",
     "step_once",

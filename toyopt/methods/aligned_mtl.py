@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import torch
 
-from ._common import combine, gram
-from .base import EMPTY, MethodOutput, MethodSpec, ParamSpec, StepInput
+from ._common import combine
+from ._gram import gram, scaled
+from .base import EMPTY, MethodOutput, MethodSpec, ParamSpec, ReferenceCase, StepInput
 
 EPS32 = torch.finfo(torch.float32).eps
 
@@ -32,9 +33,9 @@ def step(inp: StepInput, state, params) -> MethodOutput:
     B, K, _ = grads.shape
     dtype = grads.dtype
     fin = torch.finfo(dtype)
-    g = gram(grads)
-    scale = torch.diagonal(g, dim1=-2, dim2=-1).amax(-1).clamp_min(fin.tiny)
-    evals, evecs = torch.linalg.eigh(g / scale[:, None, None])
+    # Not the shared pseudo-inverse: the rank rule (eigenvalues above max K eps32) is LibMTL's own.
+    gn, _ = scaled(gram(grads))
+    evals, evecs = torch.linalg.eigh(gn)
     top = evals.amax(-1, keepdim=True)
     kept = evals > top.clamp_min(fin.tiny) * K * EPS32
     count = kept.sum(-1)
@@ -88,4 +89,19 @@ SPEC = MethodSpec(
         "others are aligned",
     },
     guarantees=frozenset({"permutation_invariant"}),
+    references=(
+        ReferenceCase(
+            grads=((1.0, 0.0), (-0.5, 1.0)),
+            direction=(0.5680982812227503, 0.9468304687045838),
+            weights=(1.0415135155750423, 0.9468304687045839),
+            derivation="SVD G = U S W^T: aligned gradients s_min U W^T, summed",
+        ),
+        ReferenceCase(
+            grads=((1.0, 0.0, 0.0), (-0.5, 1.0, 0.0), (0.2, -0.6, 0.8)),
+            direction=(0.16051197356478636, 0.1724145192246696, 0.2605049525985833),
+            weights=(0.2792823522519442, 0.36779323367360717, 0.3256311907482291),
+            derivation="SVD G = U S W^T: aligned gradients s_min U W^T, averaged",
+            params={"preference": "uniform"},
+        ),
+    ),
 )

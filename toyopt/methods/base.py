@@ -22,17 +22,21 @@ engine can batch lanes and compile a step.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import torch
 
+from ..validation import check_choice, check_number, range_text, short_repr
+
 Tensor = torch.Tensor
 
 #: Numerical guard used where the spec says epsilon without a value.
 EPS = 1e-8
+
+#: The values a basin-map sweep runs for a trade-off parameter in [0, 1] (``ParamSpec.sweep``).
+UNIT_SWEEP = tuple(round(0.05 * k, 2) for k in range(1, 20))
 
 
 @dataclass(frozen=True)
@@ -40,8 +44,11 @@ class ParamSpec:
     """One tunable parameter of a method (or problem) with its allowed range.
 
     ``kind`` is ``"float"``, ``"int"`` or ``"choice"``. ``low``/``high`` are inclusive bounds for
-    numbers; ``choices`` lists the allowed strings. ``unverified`` marks a value or option that
-    our specification reconstructs rather than reads in the paper ([U] in docs/methods.md).
+    numbers; ``choices`` lists the allowed strings. ``high_for_tasks(K)``, when given, tightens the
+    upper bound for a problem with K tasks (e.g. a task index < K); ``high`` then bounds every K.
+    ``sweep`` marks the method's trade-off parameter (float only): the values a basin-map sweep
+    runs, and the app's slider carries a whole grid of it in one run. ``unverified`` marks a value
+    or option that our specification reconstructs rather than reads in the paper (shown as [U]).
     """
 
     name: str
@@ -53,45 +60,37 @@ class ParamSpec:
     step: float | None = None
     choices: tuple[str, ...] = ()
     unverified: bool = False
+    sweep: tuple[float, ...] = ()
+    high_for_tasks: Callable[[int], float] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("float", "int", "choice"):
             raise ValueError(f"ParamSpec {self.name}: kind must be float, int or choice")
+        if self.sweep and self.kind != "float":
+            raise ValueError(f"ParamSpec {self.name}: only a float parameter can be swept")
         self.validate(self.default, owner="default")
+        for value in self.sweep:
+            self.validate(value, owner="sweep")
 
-    def validate(self, value: Any, owner: str = "") -> Any:
+    def upper(self, n_tasks: int | None = None) -> float | None:
+        """The upper bound for a problem with ``n_tasks`` tasks (None: the bound for every K)."""
+        if n_tasks is None or self.high_for_tasks is None:
+            return self.high
+        bound = self.high_for_tasks(n_tasks)
+        return bound if self.high is None else min(self.high, bound)
+
+    def validate(self, value: Any, owner: str = "", n_tasks: int | None = None) -> Any:
         """Return ``value`` converted to this parameter's type, or raise a ValueError that
-        names the field and the allowed range."""
+        names the field and the allowed range (for ``n_tasks`` tasks, when given)."""
         where = f"{owner}.{self.name}" if owner else self.name
         if self.kind == "choice":
-            if not isinstance(value, str) or value not in self.choices:
-                raise ValueError(f"{where} must be one of {list(self.choices)}, got {value!r}")
-            return value
-        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{where} must be a number in {self.range_text()}, got {shown}")
-        try:
-            number = float(value)
-        except OverflowError:  # an int too large for a float
-            raise ValueError(f"{where} must be in {self.range_text()}, got {shown}") from None
-        if (
-            not math.isfinite(number)
-            or (self.low is not None and number < self.low)
-            or (self.high is not None and number > self.high)
-        ):
-            raise ValueError(f"{where} must be in {self.range_text()}, got {shown}")
-        if self.kind == "int":
-            if number != int(number):
-                raise ValueError(f"{where} must be an integer in {self.range_text()}, got {shown}")
-            return int(number)
-        return number
+            return check_choice(value, where, self.choices)
+        return check_number(value, where, self.low, self.upper(n_tasks), integer=self.kind == "int")
 
-    def range_text(self) -> str:
+    def range_text(self, n_tasks: int | None = None) -> str:
         if self.kind == "choice":
             return "{" + ", ".join(self.choices) + "}"
-        low = "-inf" if self.low is None else f"{self.low:g}"
-        high = "inf" if self.high is None else f"{self.high:g}"
-        return f"[{low}, {high}]"
+        return range_text(self.low, self.upper(n_tasks), integer=self.kind == "int")
 
     def to_json(self) -> dict:
         out = {"name": self.name, "kind": self.kind, "default": self.default, "help": self.help}
@@ -101,6 +100,10 @@ class ParamSpec:
             out.update(low=self.low, high=self.high, step=self.step)
         if self.unverified:
             out["unverified"] = True
+        if self.sweep:
+            out["sweep"] = list(self.sweep)
+        if self.high_for_tasks is not None:
+            out["high_for_tasks"] = {str(K): self.upper(K) for K in (2, 3, 4)}
         return out
 
 
@@ -123,7 +126,7 @@ class StepInput(NamedTuple):
 
 class MethodOutput(NamedTuple):
     direction: Tensor  # (B, D): used like a gradient (x <- x - lr * direction)
-    weights: Tensor  # (B, K): beta with direction = sum_i beta_i g_i (see MethodSpec.weights_note)
+    weights: Tensor  # (B, K): beta with direction = sum_i beta_i g_i (see MethodSpec.weights_exact)
     state: Any  # the method's next state (a NamedTuple of (B, ...) tensors, or EMPTY)
     flags: dict[str, Tensor]  # name -> (B,) bool: which guard or solver event fired
 
@@ -131,6 +134,53 @@ class MethodOutput(NamedTuple):
 def plain_cost(params: dict) -> float:
     """The cost of a method without an inner solver: one plain step (see ``MethodSpec.cost``)."""
     return 1.0
+
+
+@dataclass(frozen=True)
+class ReferenceCase:
+    """A worked example of a method: from given inputs, the direction and weights it must return,
+    derived independently of its code (a closed form, a brute-force search, or the reference
+    implementation's algorithm). ``derivation`` says how; tests/methods/independent.py recomputes
+    each built-in method's cases that way, and the shared suite checks ``step`` against them.
+
+    ``grads`` (K rows of D numbers) are the gradients at every step. The method runs ``steps`` steps
+    from its initial state and the expected values are the last step's; ``losses`` holds one loss
+    vector per step (empty for methods that never read losses), ``lower_bounds`` one vector for all
+    steps, ``random`` the numbers the engine would draw (the same at every step). ``tolerance`` is
+    the largest absolute error allowed on any entry of the direction and of the weights.
+    """
+
+    grads: tuple[tuple[float, ...], ...]
+    direction: tuple[float, ...]
+    weights: tuple[float, ...]
+    derivation: str
+    params: dict[str, Any] = field(default_factory=dict)
+    steps: int = 1
+    losses: tuple[tuple[float, ...], ...] = ()
+    lower_bounds: tuple[float, ...] | None = None
+    random: tuple[float, ...] | None = None
+    tolerance: float = 1e-12
+
+    def __post_init__(self) -> None:
+        K, D = len(self.grads), len(self.grads[0])
+        if len(self.direction) != D or len(self.weights) != K or not self.derivation:
+            raise ValueError("ReferenceCase: direction needs D entries, weights K, and a derivation")
+        if self.losses and (len(self.losses) != self.steps or self.lower_bounds is None):
+            raise ValueError("ReferenceCase: losses needs one vector per step and lower_bounds")
+
+    def to_json(self) -> dict:
+        return {
+            "grads": [list(g) for g in self.grads],
+            "params": dict(self.params),
+            "steps": self.steps,
+            "losses": [list(loss) for loss in self.losses],
+            "lower_bounds": None if self.lower_bounds is None else list(self.lower_bounds),
+            "random": None if self.random is None else list(self.random),
+            "direction": list(self.direction),
+            "weights": list(self.weights),
+            "tolerance": self.tolerance,
+            "derivation": self.derivation,
+        }
 
 
 class Empty(NamedTuple):
@@ -144,13 +194,17 @@ EMPTY = Empty()
 class MethodSpec:
     """Declarative description of one aggregation method.
 
-    ``needs`` is a subset of {"gram", "losses", "gradients", "random"}: what the method reads.
+    ``reads_losses``: the step reads ``inp.losses`` and ``inp.lower_bounds`` (the others get None
+    from the shared suite, which also checks that a declared reader's output depends on them).
+    ``weights_exact``: direction = sum_i weights_i g_i on every lane (to rounding); when False,
+    ``weights_note`` says what the weights are instead.
     ``flags`` maps every flag name the method can raise to a one-line explanation.
     ``guarantees`` names properties the shared test suite checks for this method:
     "non_conflicting" (<g_i, d> >= 0 for every i), "in_ball", "in_cone", "min_norm",
     "permutation_invariant", "norm_g0" (||d|| = ||g0||).
     ``cost(params)`` is the work of one lane-step in units of a plain step (LS = 1), inner-solver
     iterations included: ``toyopt.budget`` caps a run's work with it before the run starts.
+    ``references`` are the method's worked examples (at least one; see :class:`ReferenceCase`).
     """
 
     name: str
@@ -158,14 +212,22 @@ class MethodSpec:
     paper: str
     step: Callable[..., MethodOutput]
     params: tuple[ParamSpec, ...] = ()
-    needs: frozenset[str] = frozenset({"gram"})
+    reads_losses: bool = False
     init: Callable[..., Any] | None = None  # init(B, K, D, params, dtype) -> state
     random: RandomNeed | None = None
     flags: dict[str, str] = field(default_factory=dict)
     guarantees: frozenset[str] = frozenset()
-    weights_note: str = "direction = sum_i weights_i * g_i"
+    weights_exact: bool = True
+    weights_note: str = ""
     summary: str = ""
     cost: Callable[[dict], float] = plain_cost
+    references: tuple[ReferenceCase, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.weights_exact and not self.weights_note:
+            raise ValueError(f"method {self.name}: weights_exact=False needs a weights_note")
+        for case in self.references:
+            self.validate_params(case.params, n_tasks=len(case.grads))
 
     @property
     def stateful(self) -> bool:
@@ -175,19 +237,23 @@ class MethodSpec:
         for p in self.params:
             if p.name == name:
                 return p
-        raise ValueError(
-            f"unknown parameter {name!r} for method {self.name!r}; allowed: {[p.name for p in self.params]}"
-        )
+        allowed = [p.name for p in self.params]
+        raise ValueError(f"unknown parameter {short_repr(name)} for method {self.name!r}; allowed: {allowed}")
 
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.params}
 
-    def validate_params(self, values: dict[str, Any]) -> dict[str, Any]:
-        """Defaults overlaid with ``values``, every value checked against its ParamSpec."""
+    def validate_params(self, values: dict[str, Any], n_tasks: int | None = None) -> dict[str, Any]:
+        """Defaults overlaid with ``values``, every value checked against its ParamSpec (for a
+        problem with ``n_tasks`` tasks, when given)."""
         out = self.defaults()
         for key, value in values.items():
-            out[key] = self.param(key).validate(value, owner=self.name)
+            out[key] = self.param(key).validate(value, owner=self.name, n_tasks=n_tasks)
         return out
+
+    def swept(self) -> ParamSpec | None:
+        """The parameter a sweep or the app's slider grid runs (``ParamSpec.sweep``), if any."""
+        return next((p for p in self.params if p.sweep), None)
 
     def init_state(self, B: int, K: int, D: int, params: dict, dtype: torch.dtype) -> Any:
         return EMPTY if self.init is None else self.init(B, K, D, params, dtype)
@@ -198,10 +264,13 @@ class MethodSpec:
             "label": self.label,
             "paper": self.paper,
             "summary": self.summary,
-            "needs": sorted(self.needs),
+            "reads_losses": self.reads_losses,
+            "weights_exact": self.weights_exact,
+            "weights_note": self.weights_note,
             "stateful": self.stateful,
             "random": None if self.random is None else self.random.distribution,
             "params": [p.to_json() for p in self.params],
             "flags": dict(self.flags),
             "guarantees": sorted(self.guarantees),
+            "references": [case.to_json() for case in self.references],
         }

@@ -33,8 +33,9 @@ from __future__ import annotations
 
 import torch
 
-from ._common import combine, gram, quad, uniform
-from .base import EMPTY, MethodOutput, MethodSpec, ParamSpec, StepInput, Tensor
+from ._common import combine, uniform
+from ._gram import gram, quad, scaled, sq_norms
+from .base import EMPTY, UNIT_SWEEP, MethodOutput, MethodSpec, ParamSpec, ReferenceCase, StepInput, Tensor
 
 
 def segment_minimizer(slope: Tensor, rho: Tensor, A: Tensor, B: Tensor, C: Tensor, gmax: Tensor) -> Tensor:
@@ -74,7 +75,7 @@ def minimize_linear_plus_norm(
     tiny = torch.finfo(lin.dtype).tiny
 
     # Below this norm of g_w (relative to the Gram's size) the norm term's gradient is taken as 0.
-    floor = 1e-12 * torch.diagonal(gram_, dim1=-2, dim2=-1).sum(-1).clamp_min(tiny).sqrt()
+    floor = 1e-12 * sq_norms(gram_).sum(-1).clamp_min(tiny).sqrt()
 
     def gradient(w):
         gw = (gram_ @ w.unsqueeze(-1)).squeeze(-1)
@@ -112,14 +113,12 @@ def step(inp: StepInput, state, params) -> MethodOutput:
     grads = inp.grads
     B, K, _ = grads.shape
     dtype = grads.dtype
-    tiny = torch.finfo(dtype).tiny
     c = params["c"].to(dtype)
     eps = params["eps"].to(dtype)
     g = gram(grads)
     u = uniform(grads)
     # Work on Gamma / s (s = largest squared norm) so that squares of squares stay in range.
-    scale = torch.diagonal(g, dim1=-2, dim2=-1).amax(-1).clamp_min(tiny)
-    gn = g / scale[:, None, None]
+    gn, scale = scaled(g)
     g0_sq_n = quad(gn, u)
     rho_n = c * (g0_sq_n + eps / scale / K**2).clamp_min(0.0).sqrt()
     lin_n = (gn @ u.unsqueeze(-1)).squeeze(-1)
@@ -165,6 +164,7 @@ SPEC = MethodSpec(
             low=0.0,
             high=10.0,
             step=0.05,
+            sweep=UNIT_SWEEP,
         ),
         ParamSpec(
             "rescale",
@@ -198,4 +198,40 @@ SPEC = MethodSpec(
         "solver_not_converged": "K > 2: Frank-Wolfe duality gap above 1e-6 (relative to max ||g_i||^2)",
     },
     guarantees=frozenset({"in_ball"}),
+    references=(
+        ReferenceCase(
+            grads=((1.0, 0.0), (-0.5, 1.0)),
+            direction=(0.45788941684435885, 0.686834125266538),
+            weights=(0.801306479477628, 0.6868341252665379),
+            derivation="max of min_i <g_i, d> on the circle ||d - g0|| = c ||g0|| by angle search",
+            params={"c": 0.5, "rescale": "none"},
+            tolerance=1e-09,
+        ),
+        ReferenceCase(
+            grads=((1.0, 0.0), (-0.5, 1.0)),
+            direction=(0.30525961122957257, 0.45788941684435863),
+            weights=(0.5342043196517521, 0.4578894168443587),
+            derivation="the same angle search, divided by 1 + c",
+            params={"c": 0.5, "rescale": "1+c"},
+            tolerance=1e-09,
+        ),
+        ReferenceCase(
+            grads=((1.0, 0.0), (-0.5, 1.0)),
+            direction=(0.36631153347548706, 0.5494673002132304),
+            weights=(0.6410451835821024, 0.5494673002132305),
+            derivation="the same angle search, divided by 1 + c^2",
+            params={"c": 0.5, "rescale": "1+c^2"},
+            tolerance=1e-09,
+        ),
+        ReferenceCase(
+            grads=((3.0, 0.0), (-0.5, 0.4)),
+            direction=(0.7557495212859306, 0.5954003847885245),
+            weights=(0.5000000007571955, 1.4885009619713117),
+            derivation=(
+                "max of min_i <g_i, d> on the circle ||d - g0|| = c ||g0|| by angle search (one task active)"
+            ),
+            params={"c": 0.5, "rescale": "none"},
+            tolerance=1e-08,
+        ),
+    ),
 )

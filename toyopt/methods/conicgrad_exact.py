@@ -44,8 +44,9 @@ import math
 
 import torch
 
-from ._common import combine, gram, mgda_two_task, uniform
-from .base import EMPTY, MethodOutput, MethodSpec, ParamSpec, StepInput, Tensor
+from ._common import combine, mgda_two_task, uniform
+from ._gram import gram, pseudo_inverse, scaled
+from .base import EMPTY, UNIT_SWEEP, MethodOutput, MethodSpec, ParamSpec, ReferenceCase, StepInput, Tensor
 from .cagrad import minimize_linear_plus_norm
 
 SCHEDULES = ("constant", "linear", "cosine")
@@ -66,7 +67,7 @@ def scheduled_c(params: dict, progress: Tensor | None, dtype: torch.dtype) -> Te
 def schedule_params(default_c: float, low: float, high: float, help_c: str) -> tuple[ParamSpec, ...]:
     """The c, c_schedule and c_end parameters shared by both ConicGrad variants."""
     return (
-        ParamSpec("c", default_c, help_c, low=low, high=high, step=0.01),
+        ParamSpec("c", default_c, help_c, low=low, high=high, step=0.01, sweep=UNIT_SWEEP),
         ParamSpec(
             "c_schedule",
             "constant",
@@ -105,8 +106,7 @@ def cone_direction(grads: Tensor, c: Tensor, solver_iters: int) -> tuple[Tensor,
     c = c.to(dtype).clamp(0.0, 1.0)
     s = (1 - c * c).clamp_min(0.0).sqrt()
     g = gram(grads)
-    scale = torch.diagonal(g, dim1=-2, dim2=-1).amax(-1).clamp_min(fin.tiny)
-    gn = g / scale[:, None, None]  # Gram in units of the largest squared norm
+    gn, scale = scaled(g)  # Gram in units of the largest squared norm
     u = uniform(grads)
     # Norms and directions from the vectors themselves (accurate to ~eps S), weights from the Gram.
     size = scale.sqrt()  # S = max_i ||g_i||
@@ -199,7 +199,7 @@ def cone_direction(grads: Tensor, c: Tensor, solver_iters: int) -> tuple[Tensor,
             # The cone's boundary in 2-D is two rays: compare them directly, which is exact where the
             # dual's kink (P g_w = 0) stalls Frank-Wolfe. Their weights: min-norm beta = Gamma^+ G d.
             r_full = r.unsqueeze(-1)
-            pinv = torch.linalg.pinv(g, hermitian=True, rtol=1e3 * K * fin.eps)
+            pinv, _ = pseudo_inverse(g)
             for side in (1.0, -1.0):
                 d_ray = r_full * (c.unsqueeze(-1) * g0_hat + side * s.unsqueeze(-1) * perp)
                 value_ray = (grads @ d_ray.unsqueeze(-1)).squeeze(-1).amin(-1)
@@ -268,5 +268,27 @@ SPEC = MethodSpec(
         "solver_not_converged": "K > 2: a Frank-Wolfe duality gap stayed above its tolerance",
     },
     guarantees=frozenset({"in_cone", "norm_g0"}),
+    weights_exact=False,
     weights_note="direction = sum_i weights_i * g_i, except at tie_break (d then leaves span{g_i})",
+    references=(
+        ReferenceCase(
+            grads=((1.0, 0.0), (-0.5, 1.0)),
+            direction=(0.3100868364730212, 0.4651302547095317),
+            weights=(0.5426519638277871, 0.4651302547095317),
+            derivation=(
+                "max of min_i <g_i, d> over ||d|| = ||g0|| within arccos(c) of g0, by angle search: the "
+                "MGDA direction, inside the cone"
+            ),
+            params={"c": 0.5},
+            tolerance=1e-09,
+        ),
+        ReferenceCase(
+            grads=((3.0, 0.0), (-0.5, 0.4)),
+            direction=(0.45179491924311316, 1.182531754730548),
+            weights=(0.6433198708854329, 2.9563293868263703),
+            derivation="the same angle search where the cone constraint is active",
+            params={"c": 0.5},
+            tolerance=1e-09,
+        ),
+    ),
 )

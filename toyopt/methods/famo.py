@@ -29,7 +29,7 @@ from typing import NamedTuple
 import torch
 
 from ._common import adam_update, combine, softmax
-from .base import MethodOutput, MethodSpec, ParamSpec, StepInput, Tensor
+from .base import MethodOutput, MethodSpec, ParamSpec, ReferenceCase, StepInput, Tensor
 
 #: FAMO's offset inside every log and ratio (``1e-8`` in the reference code).
 OFFSET = 1e-8
@@ -104,7 +104,22 @@ SPEC = MethodSpec(
             high=1.0,
         ),
     ),
-    needs=frozenset({"losses"}),
+    reads_losses=True,
     flags={"loss_below_bound": "some l_i - l*_i <= 0: clamped to 0 (FAMO's log is undefined there)"},
     guarantees=frozenset({"permutation_invariant"}),
+    references=(
+        ReferenceCase(
+            grads=((1.0, 0.0), (-0.5, 1.0)),
+            direction=(-0.06347064945117759, 0.7089804329674517),
+            weights=(0.2910195670325483, 0.7089804329674517),
+            derivation=(
+                "FAMO toy loop: logits stepped by torch.optim.Adam on the autograd gradient of "
+                "<softmax(xi), log D_prev - log D>, weights z_i / D_i normalised"
+            ),
+            params={"w_lr": 0.1},
+            steps=3,
+            losses=((2.0, 0.5), (1.5, 0.7), (1.0, 0.6)),
+            lower_bounds=(0.0, 0.0),
+        ),
+    ),
 )

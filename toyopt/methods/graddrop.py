@@ -15,14 +15,14 @@ g_ij is coordinate j of task i's gradient, k the leak (k = 1 passes every gradie
 s = 1/K (``reduction`` "mean", CAGrad code) or 1 ("sum": FAMO multiplies the mean by K).
 The code adds 1e-8 to sum_i |g_ij|; here a coordinate where every g_ij = 0 gets P_j = 1/2
 instead, so the rule does not depend on the gradients' scale. GradDrop is not a weighting of
-whole gradients (it depends on the coordinate system); see ``weights_note``.
+whole gradients (it depends on the coordinate system); see ``weights_note`` (``weights_exact`` is False).
 """
 
 from __future__ import annotations
 
 import torch
 
-from .base import EMPTY, MethodOutput, MethodSpec, ParamSpec, RandomNeed, StepInput
+from .base import EMPTY, MethodOutput, MethodSpec, ParamSpec, RandomNeed, ReferenceCase, StepInput
 
 
 def masks(grads: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
@@ -69,10 +69,26 @@ SPEC = MethodSpec(
             choices=("mean", "sum"),
         ),
     ),
-    needs=frozenset({"gradients", "random"}),
     random=RandomNeed("uniform", lambda K, D: D),
+    weights_exact=False,
     weights_note=(
         "not a weighting: weights_i = s <kept_i, g_i> / ||g_i||^2, the share of g_i that survives "
         "(d = sum_i weights_i g_i only when each gradient is kept or dropped as a whole)"
+    ),
+    references=(
+        ReferenceCase(
+            grads=((1.0, 0.0), (-0.5, 1.0)),
+            direction=(0.5, 0.5),
+            weights=(0.5, 0.4),
+            derivation="by hand: purities (2/3, 1) > U keep the positive entries: d = (1/2, 1/2)",
+            random=(0.5, 0.3),
+        ),
+        ReferenceCase(
+            grads=((1.0, 0.0), (-0.5, 1.0)),
+            direction=(-0.25, 0.5),
+            weights=(0.0, 0.5),
+            derivation="by hand: purity 2/3 < U = 0.9 keeps the negative entry of coordinate 1",
+            random=(0.9, 0.3),
+        ),
     ),
 )

@@ -25,7 +25,7 @@ from typing import NamedTuple
 import torch
 
 from ._common import adam_update, combine, softmax
-from .base import EPS, MethodOutput, MethodSpec, ParamSpec, StepInput, Tensor
+from .base import EPS, MethodOutput, MethodSpec, ParamSpec, ReferenceCase, StepInput, Tensor
 
 
 class State(NamedTuple):
@@ -98,7 +98,22 @@ SPEC = MethodSpec(
             unverified=True,
         ),
     ),
-    needs=frozenset({"gram", "losses"}),
+    reads_losses=True,
     flags={"loss_below_bound": "some l_i - l*_i <= 1e-8: clamped to 1e-8 (loss ratios need positive losses)"},
     guarantees=frozenset({"permutation_invariant"}),
+    references=(
+        ReferenceCase(
+            grads=((1.0, 0.0), (-0.5, 1.0)),
+            direction=(0.6424237502147395, 0.9050508331901737),
+            weights=(1.0949491668098263, 0.9050508331901737),
+            derivation=(
+                "LibMTL GradNorm: sum_i |w_i ||g_i|| - mean_j(w_j ||g_j||) r_i^1.5| differentiated by "
+                "autograd, logits stepped by torch.optim.Adam (two updates)"
+            ),
+            params={"lr": 0.1},
+            steps=3,
+            losses=((2.0, 0.5), (1.5, 0.7), (1.0, 0.6)),
+            lower_bounds=(0.0, 0.0),
+        ),
+    ),
 )

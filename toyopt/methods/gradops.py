@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import torch
 
-from ._common import combine, gram
-from .base import EMPTY, MethodOutput, MethodSpec, ParamSpec, StepInput
+from ._common import combine
+from ._gram import gram, largest_sq_norm, norms, pseudo_inverse, sq_norms, unit_gram
+from .base import EMPTY, MethodOutput, MethodSpec, ParamSpec, ReferenceCase, StepInput
 
 
 def deconflicted_coefficients(g: torch.Tensor, project_when: str) -> torch.Tensor:
@@ -37,8 +38,7 @@ def deconflicted_coefficients(g: torch.Tensor, project_when: str) -> torch.Tenso
     fin = torch.finfo(dtype)
     eye = torch.eye(K, dtype=dtype)
     if K == 2:
-        diag = torch.diagonal(g, dim1=-2, dim2=-1)
-        other = diag.flip(-1)  # Gamma_22 for task 1, Gamma_11 for task 2
+        other = sq_norms(g).flip(-1)  # Gamma_22 for task 1, Gamma_11 for task 2
         safe = other > fin.tiny  # any gradient that is not zero spans its direction
         a = torch.where(safe, g[:, 0, 1].unsqueeze(-1) / torch.where(safe, other, 1.0), 0.0)  # (B, 2)
         proj = torch.stack(
@@ -51,16 +51,14 @@ def deconflicted_coefficients(g: torch.Tensor, project_when: str) -> torch.Tenso
     else:
         # Spans depend only on directions: work with unit gradients so that a gradient much smaller
         # than the others still spans its direction (zero gradients span nothing).
-        n = torch.diagonal(g, dim1=-2, dim2=-1).clamp_min(0.0).sqrt()
-        nonzero = n > fin.tiny
+        cosines, nonzero = unit_gram(g)
+        n = norms(g)
         n_safe = torch.where(nonzero, n, torch.ones_like(n))
-        both = nonzero.unsqueeze(-1) & nonzero.unsqueeze(-2)
-        unit_gram = torch.where(both, g / (n_safe.unsqueeze(-1) * n_safe.unsqueeze(-2)), 0.0)
         others = ~torch.eye(K, dtype=torch.bool)  # row i: mask of j != i
         mask = (others.unsqueeze(-1) & others.unsqueeze(-2)).to(dtype)  # (K, K, K): sub-Gram of task i
-        sub = unit_gram.unsqueeze(1) * mask  # (B, K, K, K): task i's sub-Gram, zeros outside S_{-i}
-        rhs = unit_gram * others.to(dtype)  # row i: <u_j, u_i> for j != i
-        pinv = torch.linalg.pinv(sub, hermitian=True, rtol=1e3 * K * fin.eps)
+        sub = cosines.unsqueeze(1) * mask  # (B, K, K, K): task i's sub-Gram, zeros outside S_{-i}
+        rhs = cosines * others.to(dtype)  # row i: <u_j, u_i> for j != i
+        pinv, _ = pseudo_inverse(sub)
         unit_coef = (pinv @ rhs.unsqueeze(-1)).squeeze(-1)  # P u_i = sum_j unit_coef_ij u_j
         proj = unit_coef * n.unsqueeze(-1) / n_safe.unsqueeze(-2)  # on g_j: n_i / n_j
     coef = eye - proj
@@ -82,7 +80,7 @@ def step(inp: StepInput, state, params) -> MethodOutput:
     total = coef.sum(1)  # G' = sum_i g_i' = G^T total
     gp = (g @ total.unsqueeze(-1)).squeeze(-1)  # <g_i, G'>
     gp_norm = (total * gp).sum(-1).clamp_min(0.0).sqrt()
-    scale = torch.diagonal(g, dim1=-2, dim2=-1).amax(-1).clamp_min(fin.tiny).sqrt()
+    scale = largest_sq_norm(g).sqrt()
     # ||G'||^2 = total^T Gamma total cancels catastrophically when the deconflicted gradients
     # nearly vanish (nearly anti-parallel pairs): its rounding error is about
     # eps (||total||_1 scale)^2, so a norm below sqrt(K eps) ||total||_1 scale is noise, i.e. zero.
@@ -132,4 +130,19 @@ SPEC = MethodSpec(
         "zero_improvement": "alpha != 0 and some task has R_i = 0: r_i was floored at 1e-12 before the power",
     },
     guarantees=frozenset({"non_conflicting", "permutation_invariant"}),
+    references=(
+        ReferenceCase(
+            grads=((1.0, 0.0), (-0.5, 1.0)),
+            direction=(0.8, 1.4),
+            weights=(1.5000000000000004, 1.4),
+            derivation="each gradient minus its least-squares projection onto the other's span, summed",
+        ),
+        ReferenceCase(
+            grads=((1.0, 0.0, 0.0), (-0.5, 1.0, 0.0), (0.2, -0.6, 0.8)),
+            direction=(0.7901234567901235, 1.0350617283950614, 1.3787654320987657),
+            weights=(1.4800000000000009, 2.0691358024691366, 1.723456790123457),
+            derivation="each gradient minus its least-squares projection onto the others' span, summed",
+            params={"project_when": "always"},
+        ),
+    ),
 )

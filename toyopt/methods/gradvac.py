@@ -29,8 +29,9 @@ from typing import NamedTuple
 
 import torch
 
-from ._common import TWO_TASK_ORDER, gram, permutations_from_uniform
-from .base import EPS, MethodOutput, MethodSpec, ParamSpec, RandomNeed, StepInput, Tensor
+from ._common import TWO_TASK_ORDER, permutations_from_uniform
+from ._gram import gram, norms
+from .base import EPS, MethodOutput, MethodSpec, ParamSpec, RandomNeed, ReferenceCase, StepInput, Tensor
 
 #: Smallest sqrt(1 - phihat^2) used as a divisor.
 MIN_SINE = 1e-4
@@ -47,8 +48,8 @@ def init(B, K, D, params, dtype) -> State:
 def step(inp: StepInput, state: State, params) -> MethodOutput:
     B, K, _ = inp.grads.shape
     gram_ = gram(inp.grads)
-    norms = torch.diagonal(gram_, dim1=-2, dim2=-1).clamp_min(0).sqrt()
-    threshold = (EPS * norms.amax(-1) + torch.finfo(gram_.dtype).tiny).unsqueeze(-1)
+    n = norms(gram_)
+    threshold = (EPS * n.amax(-1) + torch.finfo(gram_.dtype).tiny).unsqueeze(-1)
     order = TWO_TASK_ORDER.expand(B, 2, 2) if K == 2 else permutations_from_uniform(inp.random, K)
     beta = params["beta"].view(B, 1)
     always = params["ema_update"] == "always"
@@ -62,7 +63,7 @@ def step(inp: StepInput, state: State, params) -> MethodOutput:
         other = j != rows
         dot = (coef @ gram_).gather(-1, j.unsqueeze(-1)).squeeze(-1)
         norm_i = ((coef @ gram_) * coef).sum(-1).clamp_min(0).sqrt()
-        norm_j = norms.gather(-1, j)
+        norm_j = n.gather(-1, j)
         usable = (norm_i > threshold) & (norm_j > threshold)
         cos = (dot / (norm_i * norm_j).clamp_min(torch.finfo(gram_.dtype).tiny)).clamp(-1.0, 1.0)
         phihat = target.gather(-1, j.unsqueeze(-1)).squeeze(-1)
@@ -111,10 +112,18 @@ SPEC = MethodSpec(
             unverified=True,
         ),
     ),
-    needs=frozenset({"gram", "random"}),
     random=RandomNeed("uniform", lambda K, D: K * K),
     flags={
         "zero_gradient_skipped": "a pair had a gradient of norm <= 1e-8 x the largest: no cosine, skipped",
         "degenerate_target": "a correction used a target with sqrt(1 - phihat^2) < 1e-4 (clamped)",
     },
+    references=(
+        ReferenceCase(
+            grads=((1.0, 0.0), (-0.5, 1.0)),
+            direction=(0.6623505596776629, 1.2164674129035506),
+            weights=(1.2705842661294384, 1.2164674129035506),
+            derivation="the paper's vector update twice (targets 0, then the EMA of the first cosines)",
+            steps=2,
+        ),
+    ),
 )

@@ -8,7 +8,8 @@ Gram form (TorchJD): with Gamma_ij = <g_i, g_j> and n_i = ||g_i|| = sqrt(Gamma_i
 
     v = Gamma^+ n,   beta = v / sum_i v_i,
 
-Gamma^+ the pseudo-inverse (eigenvalues below 100 K eps_machine max eigenvalue are dropped).
+Gamma^+ the pseudo-inverse (``_gram.pseudo_solve``, in float64: eigenvalues below 1e3 K eps_machine max
+eigenvalue are dropped).
 Then Gamma beta = n / sum_i v_i when Gamma is invertible, i.e. <d, g_i> = n_i / sum_j v_j.
 
 K = 2 closed form (exact, continuous also for parallel gradients): beta = (n2, n1) / (n1 + n2),
@@ -23,8 +24,9 @@ from __future__ import annotations
 
 import torch
 
-from ._common import combine, gram
-from .base import EMPTY, MethodOutput, MethodSpec, StepInput
+from ._common import combine
+from ._gram import gram, pseudo_solve, scaled, sq_norms
+from .base import EMPTY, MethodOutput, MethodSpec, ReferenceCase, StepInput
 
 
 def step(inp: StepInput, state, params) -> MethodOutput:
@@ -32,27 +34,25 @@ def step(inp: StepInput, state, params) -> MethodOutput:
     B, K, _ = grads.shape
     dtype = grads.dtype
     fin = torch.finfo(dtype)
-    g = gram(grads)
-    diag = torch.diagonal(g, dim1=-2, dim2=-1).clamp_min(0.0)
-    scale = diag.amax(-1).clamp_min(fin.tiny)
-    n = (diag / scale.unsqueeze(-1)).sqrt()  # norms in units of the largest norm
-    all_zero = diag.amax(-1) <= fin.tiny
+    gn, scale = scaled(gram(grads))
+    n = sq_norms(gn).sqrt()  # norms in units of the largest norm
+    all_zero = scale <= fin.tiny
     if K == 2:
         total = n.sum(-1, keepdim=True)
         weights = n.flip(-1) / torch.where(all_zero.unsqueeze(-1), torch.ones_like(total), total)
         rank_deficient = torch.zeros(B, dtype=torch.bool)
         negative = torch.zeros(B, dtype=torch.bool)
     else:
-        evals, evecs = torch.linalg.eigh(g / scale[:, None, None])
-        kept = evals > 100 * K * fin.eps * evals.amax(-1, keepdim=True).clamp_min(fin.tiny)
-        inv = torch.where(kept, 1 / torch.where(kept, evals, torch.ones_like(evals)), torch.zeros_like(evals))
-        v = (evecs * inv.unsqueeze(-2)) @ (evecs.transpose(-1, -2) @ n.unsqueeze(-1))
-        v = v.squeeze(-1)
+        # In float64 whatever the input (float32 products are exact there), so the shared
+        # pseudo-inverse cut-off sees a float32 Gram's true rank.
+        g64, _ = scaled(gram(grads.to(torch.float64)))
+        v, rank = pseudo_solve(g64, sq_norms(g64).sqrt())
+        v = v.to(dtype)
         total = v.sum(-1)
         tiny_total = total.abs() <= 1e-9 * v.abs().sum(-1).clamp_min(fin.tiny)
         weights = v / torch.where(tiny_total, torch.ones_like(total), total).unsqueeze(-1)
         weights = torch.where((tiny_total | all_zero).unsqueeze(-1), torch.zeros_like(weights), weights)
-        rank_deficient = (kept.sum(-1) < K) & ~all_zero
+        rank_deficient = (rank < K) & ~all_zero
         negative = (total < 0) & ~tiny_total & ~all_zero
         all_zero = all_zero | tiny_total
     weights = torch.where(all_zero.unsqueeze(-1), torch.zeros_like(weights), weights)
@@ -76,4 +76,18 @@ SPEC = MethodSpec(
         "negative_projection": "K > 2: the common projection <d, g_i^> is negative (d increases every loss)",
     },
     guarantees=frozenset({"permutation_invariant"}),
+    references=(
+        ReferenceCase(
+            grads=((1.0, 0.0), (-0.5, 1.0)),
+            direction=(0.2917960675006309, 0.4721359549995794),
+            weights=(0.5278640450004206, 0.4721359549995794),
+            derivation="the linear system sum beta = 1, <d, g1/||g1||> = <d, g2/||g2||>",
+        ),
+        ReferenceCase(
+            grads=((1.0, 0.0, 0.0), (-0.5, 1.0, 0.0), (0.2, -0.6, 0.8)),
+            direction=(0.12219864540267426, 0.19772156164072305, 0.27351482924058407),
+            weights=(0.2552487798781088, 0.4028576835711611, 0.34189353655073007),
+            derivation="the linear system sum beta = 1, equal <d, g_i/||g_i||>",
+        ),
+    ),
 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from ._common import combine
-from .base import EMPTY, MethodOutput, MethodSpec, ParamSpec, StepInput
+from .base import EMPTY, MethodOutput, MethodSpec, ParamSpec, ReferenceCase, StepInput
 
 
 def step(inp: StepInput, state, params) -> MethodOutput:
@@ -35,6 +35,20 @@ SPEC = MethodSpec(
             choices=("mean", "sum"),
         ),
     ),
-    needs=frozenset(),
     guarantees=frozenset({"permutation_invariant"}),
+    references=(
+        ReferenceCase(
+            grads=((1.0, 0.0), (-0.5, 1.0)),
+            direction=(0.25, 0.5),
+            weights=(0.5, 0.5),
+            derivation="closed form: d = (g1 + g2) / 2",
+        ),
+        ReferenceCase(
+            grads=((1.0, 0.0), (-0.5, 1.0)),
+            direction=(0.5, 1.0),
+            weights=(1.0, 1.0),
+            derivation="closed form: d = g1 + g2",
+            params={"reduction": "sum"},
+        ),
+    ),
 )

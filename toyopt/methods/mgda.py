@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import torch
 
-from ._common import combine, conflicting_beyond_rounding, gram, mgda_two_task, quad, uniform
-from .base import EMPTY, EPS, MethodOutput, MethodSpec, ParamSpec, StepInput
+from ._common import combine, conflicting_beyond_rounding, mgda_two_task, uniform
+from ._gram import gram, quad, scaled
+from .base import EMPTY, EPS, MethodOutput, MethodSpec, ParamSpec, ReferenceCase, StepInput
 
 
 def min_norm_weights(gram_: torch.Tensor, iters: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -30,8 +31,7 @@ def min_norm_weights(gram_: torch.Tensor, iters: int) -> tuple[torch.Tensor, tor
     fin = torch.finfo(gram_.dtype)
     # The minimiser is invariant to scaling Gamma: solve on Gamma / max_i Gamma_ii so that the
     # tolerances below mean the same at gradient norms 1e-12 and 1e12.
-    scale = torch.diagonal(gram_, dim1=-2, dim2=-1).amax(-1).clamp_min(fin.tiny)
-    g = gram_ / scale.reshape(B, 1, 1)
+    g, _ = scaled(gram_)
     w = uniform(g)
     gap = torch.zeros(B, dtype=g.dtype)
     for _ in range(iters):
@@ -80,4 +80,20 @@ SPEC = MethodSpec(
         "conflicts with a task beyond rounding",
     },
     guarantees=frozenset({"non_conflicting", "min_norm", "permutation_invariant"}),
+    references=(
+        ReferenceCase(
+            grads=((1.0, 0.0), (-0.5, 1.0)),
+            direction=(0.3076923076923078, 0.46153846153846145),
+            weights=(0.5384615384615385, 0.46153846153846145),
+            derivation="min-norm point of the segment [g1, g2]: w = (7/13, 6/13), d = (4/13, 6/13)",
+        ),
+        ReferenceCase(
+            grads=((1.0, 0.0, 0.0), (-0.5, 1.0, 0.0), (0.2, -0.6, 0.8)),
+            direction=(0.12877263581488765, 0.19315895372233322, 0.2736418511066413),
+            weights=(0.2595573440643844, 0.39839034205231416, 0.3420523138833016),
+            derivation="min-norm point of the triangle conv{g1, g2, g3} by enumerating its faces",
+            params={"fw_iters": 1000},
+            tolerance=1e-09,
+        ),
+    ),
 )

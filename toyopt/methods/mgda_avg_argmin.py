@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import torch
 
-from ._common import combine, gram, quad, uniform
-from .base import EMPTY, EPS, MethodOutput, MethodSpec, ParamSpec, StepInput
+from ._common import combine, uniform
+from ._gram import gram, largest_sq_norm, quad
+from .base import EMPTY, EPS, MethodOutput, MethodSpec, ParamSpec, ReferenceCase, StepInput
 
 
 def step(inp: StepInput, state, params) -> MethodOutput:
     grads = inp.grads
     B, K, _ = grads.shape
     g = gram(grads)
-    scale = torch.diagonal(g, dim1=-2, dim2=-1).amax(-1).clamp_min(torch.finfo(grads.dtype).tiny)
+    scale = largest_sq_norm(g)
     w = uniform(grads)
     eye = torch.eye(K, dtype=grads.dtype)
     for k in range(1, params["iterations"] + 1):
@@ -63,4 +64,22 @@ SPEC = MethodSpec(
         "solver_not_converged": "the duality gap ||d||^2 - min_i <g_i, d> is above 1e-3 max ||g_i||^2",
     },
     guarantees=frozenset({"permutation_invariant"}),
+    references=(
+        ReferenceCase(
+            grads=((1.0, 0.0), (-0.5, 1.0)),
+            direction=(0.4375, 0.375),
+            weights=(0.625, 0.375),
+            derivation=(
+                "the blog's iteration on u by hand: u = g0, then the argmin task is 1, 2, 1: w = (5/8, 3/8)"
+            ),
+            params={"iterations": 3},
+        ),
+        ReferenceCase(
+            grads=((1.0, 0.0, 0.0), (-0.5, 1.0, 0.0), (0.2, -0.6, 0.8)),
+            direction=(0.14166666666666666, 0.24166666666666664, 0.23333333333333334),
+            weights=(0.29166666666666663, 0.41666666666666663, 0.29166666666666663),
+            derivation="the blog's iteration u_{k+1} = (k u_k + g_tau) / (k + 1) run on the vectors",
+            params={"iterations": 7},
+        ),
+    ),
 )

@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import torch
 
-from ._common import combine, gram, quad
-from .base import EMPTY, EPS, MethodOutput, MethodSpec, ParamSpec, StepInput
+from ._common import combine
+from ._gram import gram, quad, scaled
+from .base import EMPTY, EPS, MethodOutput, MethodSpec, ParamSpec, ReferenceCase, StepInput
 
 
 def step(inp: StepInput, state, params) -> MethodOutput:
     grads = inp.grads
     B, K, _ = grads.shape
-    g = gram(grads)
-    scale = torch.diagonal(g, dim1=-2, dim2=-1).amax(-1).clamp_min(torch.finfo(grads.dtype).tiny)
-    gn = g / scale[:, None, None]
+    gn, _ = scaled(gram(grads))
     lr = params["lr0"].to(grads.dtype).unsqueeze(-1)
     xi = torch.zeros((B, K), dtype=grads.dtype)
     for _ in range(params["steps"]):
@@ -74,4 +73,26 @@ SPEC = MethodSpec(
         "solver_not_converged": "the duality gap ||d||^2 - min_i <g_i, d> is above 1e-3 max ||g_i||^2",
     },
     guarantees=frozenset({"permutation_invariant"}),
+    references=(
+        ReferenceCase(
+            grads=((1.0, 0.0), (-0.5, 1.0)),
+            direction=(0.30736692338327676, 0.4617553844111489),
+            weights=(0.5382446155888512, 0.4617553844111489),
+            derivation=(
+                "gradient descent on ||sum_i softmax(xi)_i g_i||^2 / max_i ||g_i||^2 with the gradient by"
+                " autograd"
+            ),
+            params={"steps": 5},
+        ),
+        ReferenceCase(
+            grads=((1.0, 0.0, 0.0), (-0.5, 1.0, 0.0), (0.2, -0.6, 0.8)),
+            direction=(0.1558168979811418, 0.19725576589882063, 0.25802327208029524),
+            weights=(0.286697689940589, 0.390773219959042, 0.322529090100369),
+            derivation=(
+                "gradient descent on ||sum_i softmax(xi)_i g_i||^2 / max_i ||g_i||^2 with the gradient by"
+                " autograd"
+            ),
+            params={"steps": 5},
+        ),
+    ),
 )

@@ -39,8 +39,9 @@ from typing import NamedTuple
 
 import torch
 
-from ._common import gram, negligible
-from .base import MethodOutput, MethodSpec, ParamSpec, StepInput, Tensor
+from ._common import negligible
+from ._gram import gram, norms
+from .base import MethodOutput, MethodSpec, ParamSpec, ReferenceCase, StepInput, Tensor
 
 
 class State(NamedTuple):
@@ -59,9 +60,9 @@ def tolerance(dtype: torch.dtype) -> float:
 
 def two_task_alpha(gram_: Tensor) -> tuple[Tensor, Tensor]:
     """Closed-form alpha (B, 2) and a (B,) flag: no solution (zero or anti-parallel gradient)."""
-    norms = torch.diagonal(gram_, dim1=-2, dim2=-1).clamp_min(0).sqrt()
-    zero = negligible(norms).any(-1)
-    safe = norms.clamp_min(torch.finfo(gram_.dtype).tiny)
+    n = norms(gram_)
+    zero = negligible(n).any(-1)
+    safe = n.clamp_min(torch.finfo(gram_.dtype).tiny)
     one_plus_cos = 1 + (gram_[:, 0, 1] / (safe[:, 0] * safe[:, 1])).clamp(-1.0, 1.0)
     anti = one_plus_cos <= tolerance(gram_.dtype)
     bad = zero | anti
@@ -75,12 +76,12 @@ def newton_alpha(gram_: Tensor, alpha0: Tensor, iters: int) -> tuple[Tensor, Ten
     max_i |alpha_i (Gamma alpha)_i - 1| (B,)."""
     B, K, _ = gram_.shape
     info = torch.finfo(gram_.dtype)
-    norms = torch.diagonal(gram_, dim1=-2, dim2=-1).clamp_min(0).sqrt().clamp_min(info.tiny**0.5)
+    n = norms(gram_).clamp_min(info.tiny**0.5)
     # Work in gamma_i = alpha_i n_i with the cosine matrix R = Gamma / (n n^T) (unit diagonal):
     # gamma_i (R gamma)_i = 1, so the scale of the gradients drops out.
-    cosines = gram_ / (norms.unsqueeze(-1) * norms.unsqueeze(-2))
+    cosines = gram_ / (n.unsqueeze(-1) * n.unsqueeze(-2))
     warm = (torch.isfinite(alpha0) & (alpha0 > 0)).all(-1, keepdim=True)
-    gamma = torch.where(warm, alpha0 * norms, 1.0)
+    gamma = torch.where(warm, alpha0 * n, 1.0)
     eye = torch.eye(K, dtype=gram_.dtype)
     low, high = info.tiny**0.25, info.max**0.25  # keeps gamma^2 and R gamma gamma finite
     gamma = gamma.clamp(low, high)
@@ -98,7 +99,7 @@ def newton_alpha(gram_: Tensor, alpha0: Tensor, iters: int) -> tuple[Tensor, Ten
         damping = torch.where(decrement < 0.25, 1.0, 1.0 / (1.0 + decrement))
         gamma = (gamma + damping.unsqueeze(-1) * step).clamp(low, high)
     residual = (gamma * (cosines @ gamma.unsqueeze(-1)).squeeze(-1) - 1.0).abs().amax(-1)
-    return gamma / norms, residual
+    return gamma / n, residual
 
 
 def step(inp: StepInput, state: State, params) -> MethodOutput:
@@ -108,8 +109,7 @@ def step(inp: StepInput, state: State, params) -> MethodOutput:
         alpha, no_solution = two_task_alpha(gram_)
         not_converged = torch.zeros(B, dtype=torch.bool)
     else:
-        norms = torch.diagonal(gram_, dim1=-2, dim2=-1).clamp_min(0).sqrt()
-        no_solution = negligible(norms).any(-1)
+        no_solution = negligible(norms(gram_)).any(-1)
         alpha, residual = newton_alpha(gram_, state.alpha, params["newton_iters"])
         not_converged = ~no_solution & ~(residual <= tolerance(gram_.dtype))
     failed = (no_solution | not_converged).unsqueeze(-1)
@@ -147,4 +147,18 @@ SPEC = MethodSpec(
         "point, where no solution exists); d = 0, previous alpha kept",
     },
     guarantees=frozenset({"non_conflicting", "permutation_invariant"}),
+    references=(
+        ReferenceCase(
+            grads=((1.0, 0.0), (-0.5, 1.0)),
+            direction=(0.7434960689203691, 1.2030019100150913),
+            weights=(1.3449970239279148, 1.2030019100150913),
+            derivation="Newton's method on alpha_i <g_i, sum_j alpha_j g_j> = 1",
+        ),
+        ReferenceCase(
+            grads=((1.0, 0.0, 0.0), (-0.5, 1.0, 0.0), (0.2, -0.6, 0.8)),
+            direction=(0.7395005068832865, 0.9061497340684352, 1.2775099450756016),
+            weights=(1.3522641170519543, 1.8642821928751363, 1.5968874313445018),
+            derivation="Newton's method on alpha_i <g_i, sum_j alpha_j g_j> = 1",
+        ),
+    ),
 )

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 
 from ._common import combine, negligible
-from .base import EMPTY, MethodOutput, MethodSpec, StepInput
+from .base import EMPTY, MethodOutput, MethodSpec, ReferenceCase, StepInput
 
 
 def step(inp: StepInput, state, params) -> MethodOutput:
@@ -38,4 +38,12 @@ SPEC = MethodSpec(
         "zero_gradient_skipped": "a task gradient had norm <= 1e-8 x the largest: left out (no direction)"
     },
     guarantees=frozenset({"permutation_invariant"}),
+    references=(
+        ReferenceCase(
+            grads=((1.0, 0.0), (-0.5, 1.0)),
+            direction=(0.5527864045000421, 0.8944271909999159),
+            weights=(1.0000000000000002, 0.8944271909999159),
+            derivation="closed form: d = g1 / ||g1|| + g2 / ||g2||, ||g2|| = sqrt(5) / 2",
+        ),
+    ),
 )

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import torch
 
-from ._common import TWO_TASK_ORDER, gram, negligible, permutations_from_uniform
-from .base import EMPTY, MethodOutput, MethodSpec, ParamSpec, RandomNeed, StepInput
+from ._common import TWO_TASK_ORDER, negligible, permutations_from_uniform
+from ._gram import gram, norms, sq_norms
+from .base import EMPTY, MethodOutput, MethodSpec, ParamSpec, RandomNeed, ReferenceCase, StepInput
 
 
 def projection_coefficients(gram_: torch.Tensor, order: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -34,8 +35,8 @@ def projection_coefficients(gram_: torch.Tensor, order: torch.Tensor) -> tuple[t
     (B, K, K: row i lists the tasks task i is projected against), and a (B,) flag: a
     projection on a negligible gradient was skipped."""
     B, K, _ = gram_.shape
-    sq_norms = torch.diagonal(gram_, dim1=-2, dim2=-1)
-    tiny = negligible(sq_norms.clamp_min(0).sqrt())
+    squares = sq_norms(gram_)
+    tiny = negligible(norms(gram_))
     coef = torch.eye(K, dtype=gram_.dtype).expand(B, K, K).clone()
     skipped = torch.zeros(B, dtype=torch.bool)
     for position in range(K):
@@ -43,7 +44,7 @@ def projection_coefficients(gram_: torch.Tensor, order: torch.Tensor) -> tuple[t
         dot = (coef @ gram_).gather(-1, j.unsqueeze(-1)).squeeze(-1)
         conflict = dot < 0
         usable = ~tiny.gather(-1, j)
-        sq = sq_norms.gather(-1, j)
+        sq = squares.gather(-1, j)
         step_ = torch.where(conflict & usable, -dot / torch.where(usable, sq, 1.0), 0.0)
         coef = coef.scatter_add(-1, j.unsqueeze(-1), step_.unsqueeze(-1))
         skipped = skipped | (conflict & ~usable).any(-1)
@@ -80,9 +81,26 @@ SPEC = MethodSpec(
             choices=("sum", "mean"),
         ),
     ),
-    needs=frozenset({"gram", "random"}),
     random=RandomNeed("uniform", lambda K, D: K * K),
     flags={
         "zero_gradient_skipped": "a conflicting gradient had norm <= 1e-8 x the largest: not projected on"
     },
+    references=(
+        ReferenceCase(
+            grads=((1.0, 0.0), (-0.5, 1.0)),
+            direction=(0.8, 1.4),
+            weights=(1.5000000000000004, 1.4),
+            derivation="the paper's loop on the vectors: g1 and g2 each lose their component along the other",
+        ),
+        ReferenceCase(
+            grads=((1.0, 0.0, 0.0), (-0.5, 1.0, 0.0), (0.2, -0.6, 0.8)),
+            direction=(0.7200000000000001, 0.9561538461538462, 1.3384615384615386),
+            weights=(1.3653846153846163, 1.9600000000000006, 1.673076923076923),
+            derivation=(
+                "the paper's loop on the vectors, task orders argsort of the random rows: (0, 2, 1), (1, "
+                "2, 0), (0, 1, 2)"
+            ),
+            random=(0.1, 0.9, 0.5, 0.7, 0.2, 0.4, 0.3, 0.6, 0.8),
+        ),
+    ),
 )

@@ -12,7 +12,7 @@ g_i is task i's gradient and z is drawn anew at every step (the engine supplies 
 from __future__ import annotations
 
 from ._common import combine, softmax
-from .base import EMPTY, MethodOutput, MethodSpec, RandomNeed, StepInput
+from .base import EMPTY, MethodOutput, MethodSpec, RandomNeed, ReferenceCase, StepInput
 
 
 def step(inp: StepInput, state, params) -> MethodOutput:
@@ -27,6 +27,14 @@ SPEC = MethodSpec(
     paper="Lin et al., TMLR 2022, arXiv 2111.10603",
     summary="Weights softmax(z) with z ~ N(0, I) drawn every step.",
     step=step,
-    needs=frozenset({"random"}),
     random=RandomNeed("normal", lambda K, D: K),
+    references=(
+        ReferenceCase(
+            grads=((1.0, 0.0), (-0.5, 1.0)),
+            direction=(-0.125, 0.75),
+            weights=(0.25, 0.75),
+            derivation="closed form: softmax(0, log 3) = (1/4, 3/4)",
+            random=(0.0, 1.0986122886681098),
+        ),
+    ),
 )

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import torch
 
-from ._common import combine, gram, uniform
-from .base import EMPTY, EPS, MethodOutput, MethodSpec, ParamSpec, StepInput, Tensor
+from ._common import combine, uniform
+from ._gram import gram, norms
+from .base import EMPTY, EPS, MethodOutput, MethodSpec, ParamSpec, ReferenceCase, StepInput, Tensor
 
 
 def project_simplex(v: Tensor) -> Tensor:
@@ -56,7 +57,7 @@ def step(inp: StepInput, state, params) -> MethodOutput:
         w = torch.stack([x, 1 - x], dim=-1)
         not_converged = torch.zeros(B, dtype=torch.bool)
     else:
-        scale = torch.diagonal(g, dim1=-2, dim2=-1).clamp_min(0).sqrt().mean(-1).square()
+        scale = norms(g).mean(-1).square()
         gn = g / scale.clamp_min(torch.finfo(dtype).tiny)[:, None, None]
         pull = lmbda.unsqueeze(-1) * (gn @ u.unsqueeze(-1)).squeeze(-1)
         lr = params["solver_lr"].to(dtype).unsqueeze(-1)
@@ -120,4 +121,13 @@ SPEC = MethodSpec(
         "mean squared gradient norm)",
     },
     guarantees=frozenset({"permutation_invariant"}),
+    references=(
+        ReferenceCase(
+            grads=((1.0, 0.0), (-0.5, 1.0)),
+            direction=(0.30769230769230776, 0.4615384615384615),
+            weights=(0.5384615384615387, 0.4615384615384615),
+            derivation="min on the segment of ||g_w + 0.3 g0||^2 (a 1-D quadratic); d = (g_w + 0.3 g0) / 1.3",
+            params={"lmbda": 0.3},
+        ),
+    ),
 )

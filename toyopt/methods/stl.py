@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from ._common import combine
-from .base import EMPTY, MethodOutput, MethodSpec, ParamSpec, StepInput
+from .base import EMPTY, MethodOutput, MethodSpec, ParamSpec, ReferenceCase, StepInput
 
 
 def step(inp: StepInput, state, params) -> MethodOutput:
@@ -34,8 +34,25 @@ SPEC = MethodSpec(
     summary="Follows one task's gradient only.",
     step=step,
     params=(
-        ParamSpec("task", 0, "index of the task to follow (0-based)", kind="int", low=0, high=15, step=1),
+        ParamSpec(
+            "task",
+            0,
+            "index of the task to follow (0-based, below the problem's number of tasks)",
+            kind="int",
+            low=0,
+            high=15,
+            step=1,
+            high_for_tasks=lambda K: K - 1,
+        ),
     ),
-    needs=frozenset(),
     flags={"task_out_of_range": "the chosen task index is >= the number of tasks: d = 0"},
+    references=(
+        ReferenceCase(
+            grads=((1.0, 0.0), (-0.5, 1.0)),
+            direction=(-0.5, 1.0),
+            weights=(0.0, 1.0),
+            derivation="closed form: d = g2",
+            params={"task": 1},
+        ),
+    ),
 )

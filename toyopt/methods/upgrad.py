@@ -29,8 +29,9 @@ from __future__ import annotations
 
 import torch
 
-from ._common import combine, conflicting_beyond_rounding, gram
-from .base import EMPTY, MethodOutput, MethodSpec, ParamSpec, StepInput, Tensor
+from ._common import combine, conflicting_beyond_rounding
+from ._gram import gram, norms, pseudo_inverse, sq_norms, unit_gram
+from .base import EMPTY, MethodOutput, MethodSpec, ParamSpec, ReferenceCase, StepInput, Tensor
 
 #: Largest K solved exactly by enumerating the free sets (2^K linear systems per QP).
 MAX_ENUMERATED = 6
@@ -54,7 +55,7 @@ def _enumerated(gt: Tensor) -> tuple[Tensor, Tensor]:
     mat = torch.where(both[None], gt[:, None, None], eye)  # (B, 1, S, K, K)
     mat = mat.expand(B, K, -1, K, K)
     rhs = torch.where(free[None], -(fixed_v[None] @ gt[:, None]), fixed_v[None])  # (B, K, S, K)
-    sol = (torch.linalg.pinv(mat, hermitian=True, rtol=100 * K * eps) @ rhs.unsqueeze(-1)).squeeze(-1)
+    sol = (pseudo_inverse(mat)[0] @ rhs.unsqueeze(-1)).squeeze(-1)
     v = torch.where(free[None], sol, fixed_v[None])
     grad = v @ gt[:, None]  # (B, K, S, K): (Gamma~ v)_j = <u_j, pi(u_i)>, the multiplier of j
     # Feasibility (v >= bound, and <u_j, pi(u_i)> >= 0 on the fixed coordinates) is judged on its
@@ -82,7 +83,7 @@ def _coordinate_descent(gt: Tensor, sweeps: int) -> tuple[Tensor, Tensor]:
     """beta = sum_i v^(i), every QP by ``sweeps`` sweeps of exact cyclic coordinate descent."""
     B, K, _ = gt.shape
     fin = torch.finfo(gt.dtype)
-    diag = torch.diagonal(gt, dim1=-2, dim2=-1)
+    diag = sq_norms(gt)
     lower = torch.eye(K, dtype=gt.dtype).expand(B, K, K) / K  # row i: the bound e_i / K of problem i
     v = lower.clone()
     safe = diag > fin.tiny
@@ -103,7 +104,7 @@ def step(inp: StepInput, state, params) -> MethodOutput:
     dtype = grads.dtype
     fin = torch.finfo(dtype)
     g = gram(grads)
-    trace = torch.diagonal(g, dim1=-2, dim2=-1).sum(-1)
+    trace = sq_norms(g).sum(-1)
     reg = params["reg"].to(dtype)
     eye = torch.eye(K, dtype=dtype)
     gt = g / trace.clamp_min(fin.tiny)[:, None, None] + reg[:, None, None] * eye
@@ -111,7 +112,7 @@ def step(inp: StepInput, state, params) -> MethodOutput:
     if K == 2:
         # -G~12 / G~ii written on the raw Gram: G_ii / tr(Gamma) underflows when the norms differ
         # by ~1e12 (float32), and the huge ratio it stands for is exactly what must not be lost.
-        denom = torch.diagonal(g, dim1=-2, dim2=-1) + (reg * trace).unsqueeze(-1)
+        denom = sq_norms(g) + (reg * trace).unsqueeze(-1)
         safe = denom > fin.tiny
         ratio = torch.where(
             safe, (-g[:, 0, 1].unsqueeze(-1) / torch.where(safe, denom, 1.0)).clamp_min(0.0), 0.0
@@ -122,17 +123,14 @@ def step(inp: StepInput, state, params) -> MethodOutput:
         # gradients (v_j = w_j / n_j): a gradient 1e-16 times smaller than another keeps its constraint.
         # The Gram of float32 gradients in float64 is exact enough to see their rank deficiency.
         g64 = gram(grads.to(torch.float64))
-        n = torch.diagonal(g64, dim1=-2, dim2=-1).clamp_min(0.0).sqrt()
-        nonzero = n > 0
+        cosines, nonzero = unit_gram(g64)
+        n = norms(g64)
         n_safe = torch.where(nonzero, n, torch.ones_like(n))
-        both = nonzero.unsqueeze(-1) & nonzero.unsqueeze(-2)
-        unit_gram = torch.where(both, g64 / (n_safe.unsqueeze(-1) * n_safe.unsqueeze(-2)), eye.double())
-        # TorchJD's ridge reg * I on Gamma / tr(Gamma), in these coordinates
-        ridge = (
-            reg.to(torch.float64)[:, None] * g64.diagonal(dim1=-2, dim2=-1).sum(-1, keepdim=True) / n_safe**2
-        )
-        unit_gram = unit_gram + torch.diag_embed(torch.where(nonzero, ridge, 0.0))
-        v_hat, not_converged = _enumerated(unit_gram)
+        # TorchJD's ridge reg * I on Gamma / tr(Gamma), in these coordinates; a zero gradient's
+        # constraint is left as the identity (it constrains nothing)
+        ridge = reg.to(torch.float64)[:, None] * sq_norms(g64).sum(-1, keepdim=True) / n_safe**2
+        cosines = cosines + torch.diag_embed(torch.where(nonzero, ridge, 1.0))
+        v_hat, not_converged = _enumerated(cosines)
         # v^(i)_j = n_i v_hat^(i)_j / n_j (problem i's bound scales with n_i); zero gradients add nothing
         weights = ((n.unsqueeze(-1) * v_hat).sum(-2) / n_safe * nonzero).to(dtype)
     else:
@@ -180,4 +178,23 @@ SPEC = MethodSpec(
         "conflicts with a task beyond rounding (ill-conditioned Gram)",
     },
     guarantees=frozenset({"non_conflicting", "permutation_invariant"}),
+    references=(
+        ReferenceCase(
+            grads=((1.0, 0.0), (-0.5, 1.0)),
+            direction=(0.4, 0.7),
+            weights=(0.7500000000000002, 0.7),
+            derivation=(
+                "mean of the projections of g1, g2 onto the dual cone, by enumerating active constraints "
+                "(= PCGrad, mean)"
+            ),
+        ),
+        ReferenceCase(
+            grads=((1.0, 0.0, 0.0), (-0.5, 1.0, 0.0), (0.2, -0.6, 0.8)),
+            direction=(0.26337448559670773, 0.34502057613168735, 0.45958847736625524),
+            weights=(0.49333333333333357, 0.6897119341563791, 0.5744855967078191),
+            derivation=(
+                "mean of the projections of g1, g2, g3 onto the dual cone, by enumerating active constraints"
+            ),
+        ),
+    ),
 )

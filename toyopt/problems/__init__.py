@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
+from ..validation import short_repr
 from .base import ProblemSpec
 
 
@@ -23,10 +24,9 @@ PROBLEMS: dict[str, ProblemSpec] = _discover()
 
 
 def get_problem(name: str) -> ProblemSpec:
-    try:
-        return PROBLEMS[name]
-    except KeyError:
-        raise ValueError(f"unknown problem {name!r}; allowed: {sorted(PROBLEMS)}") from None
+    if not isinstance(name, str) or name not in PROBLEMS:
+        raise ValueError(f"unknown problem {short_repr(name)}; allowed: {sorted(PROBLEMS)}")
+    return PROBLEMS[name]
 
 
 __all__ = ["PROBLEMS", "ProblemSpec", "get_problem"]

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from ..methods.base import ParamSpec
+from ..validation import short_repr
 
 Tensor = torch.Tensor
 
@@ -42,8 +43,9 @@ class ProblemSpec:
         for p in self.params:
             if p.name == name:
                 return p
+        allowed = [p.name for p in self.params]
         raise ValueError(
-            f"unknown parameter {name!r} for problem {self.name!r}; allowed: {[p.name for p in self.params]}"
+            f"unknown parameter {short_repr(name)} for problem {self.name!r}; allowed: {allowed}"
         )
 
     def validate_params(self, values: dict[str, Any]) -> dict[str, Any]:

@@ -29,8 +29,6 @@ from ..methods import METHODS, ParamSpec, step_once
 from ..problems import get_problem
 from ..setups import get_setup
 
-#: Parameters whose slider offers a grid carried by one run.
-GRID_PARAM = "c"
 #: At most this many grid values per slider (the core allows MAX_GRID).
 GRID_VALUES = min(21, MAX_GRID)
 #: Recorded states per lane (record_every is chosen to stay near this).
@@ -44,11 +42,9 @@ SLOW_SECONDS = 15.0
 
 
 def grid_spec(method: str) -> ParamSpec | None:
-    """The float parameter of ``method`` that the app runs as a whole grid, if any."""
-    for p in METHODS[method].params:
-        if p.name == GRID_PARAM and p.kind == "float" and p.low is not None and p.high is not None:
-            return p
-    return None
+    """The float parameter of ``method`` that the app runs as a whole grid (its swept one), if any."""
+    p = METHODS[method].swept()
+    return p if p is not None and p.low is not None and p.high is not None else None
 
 
 def grid_values(p: ParamSpec, include: tuple[float, ...] = ()) -> list[float]:

@@ -25,6 +25,7 @@ from ..methods import METHODS, ParamSpec
 from ..outcomes import APP_MAX_GRID, APP_MAX_RANDOM
 from ..problems import get_problem
 from ..setups import DEFAULT_SETUP, SETUPS, get_setup
+from ..validation import check_number
 
 #: Caps on the work a link may request (the core's own caps are far higher).
 URL_MAX_STEPS = 100_000
@@ -97,23 +98,11 @@ class Field:
         return points
 
     def _number(self, text: str, where: str) -> float | int:
-        kind = "an integer" if self.kind == "int" else "a number"
         try:
-            value = float(text)
+            value: Any = float(text)
         except ValueError:
-            value = math.nan
-        ok = math.isfinite(value) and self.low <= value <= self.high
-        if self.kind == "int":
-            ok = ok and value == int(value)
-        if not ok:
-            raise ValueError(f"{where} must be {kind} in {self.range_text()}, got {short_repr(text)}")
-        return int(value) if self.kind == "int" else value
-
-    def range_text(self) -> str:
-        """'[low, high]', integers written out in full (a seed range is [0, 2147483647])."""
-        if self.kind == "int":
-            return f"[{int(self.low)}, {int(self.high)}]"
-        return f"[{self.low:g}, {self.high:g}]"
+            value = text  # not a number: the validator rejects it
+        return check_number(value, where, self.low, self.high, integer=self.kind == "int", written=text)
 
     def _point(self, chunk: str, i: int) -> tuple[float, float]:
         parts = chunk.split(",")
