@@ -22,7 +22,7 @@ VIEWS = {
     "trajectories": trajectories.view,
     "regions": regions.view,
     "teaching": teaching.view,
-    "basins": lambda values: basins.basins_view(),
+    "basins": basins.view,
 }
 
 # Sessions run concurrently in the server's threads; torch's intra-op pool spin-waits when the
@@ -49,5 +49,8 @@ controls.bound(
 # of the link follows once the view has drawn its own widgets.
 if st.query_params.get("view") != values["view"]:
     controls.write_url(values)
-VIEWS[values["view"] or "landscape"](values)
+# A visible "working" notice on every rerun (a slider move reruns the script; without it the page
+# only fades while the view is recomputed).
+with st.spinner("Updating the view...", show_time=True):
+    VIEWS[values["view"] or "landscape"](values)
 controls.write_url(values)

@@ -30,7 +30,6 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from .compiler import require_cxx
 from .methods import get_method
 from .problems import get_problem
 
@@ -100,8 +99,7 @@ def estimated_seconds(config: Config, backend: str | None = None) -> float:
 
 def check(config: Config) -> None:
     """ValueError naming the fields and the cap when ``config`` (validated) would record more than
-    MAX_RECORD_BYTES or do more than MAX_WORK work, or asks for a backend this machine cannot run."""
-    require_cxx(config.backend)
+    MAX_RECORD_BYTES or do more than MAX_WORK work."""
     size = recorded_bytes(config)
     if size > MAX_RECORD_BYTES:
         raise ValueError(

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import functools
 import os
-import shutil
 import types
 from pathlib import Path
 
 import torch
 
+from .compiler import find_cxx
 from .segment import make_segment
 
 #: Environment variable that overrides toyopt's cache directory.
@@ -40,9 +40,9 @@ def cache_dir() -> Path:
 
 @functools.cache
 def compiler_missing() -> str | None:
-    """None when a C++ compiler is on PATH (``$CXX``, g++, c++ or clang++), else the notice."""
-    candidates = [os.environ.get("CXX"), "g++", "c++", "clang++"]
-    if any(c and shutil.which(c) for c in candidates):
+    """None when the C++ compiler inductor calls is on PATH (``toyopt.compiler.find_cxx``), else
+    the notice."""
+    if find_cxx() is not None:
         return None
     return "no C++ compiler found (g++, c++, clang++ or $CXX): the compiled backend ran eagerly"
 

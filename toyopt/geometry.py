@@ -225,3 +225,33 @@ def dual_cone_arc(grads: np.ndarray) -> tuple[float, float] | None:
         if hi < lo:
             return None
     return lo, hi
+
+
+#: Interior points per axis of the box grid that ``conflict_point`` searches when no start conflicts.
+CONFLICT_GRID = 9
+
+
+def conflict_point(
+    problem: ProblemSpec, params: dict, starts: tuple[tuple[float, ...], ...]
+) -> tuple[float, ...]:
+    """A point that shows a conflict: of the ``starts`` where the task gradients conflict
+    (<g1, g2> < 0), the one where their norms are closest (largest min/max ratio, so that both
+    arrows are visible); when no start conflicts, the same choice over a grid of CONFLICT_GRID^2
+    interior points of the problem's box; without any conflict there, the first start."""
+    return _conflict_point(problem.name, tuple(sorted(params.items())), tuple(map(tuple, starts)))
+
+
+@lru_cache(maxsize=64)
+def _conflict_point(problem_name: str, params_key: tuple, starts: tuple) -> tuple[float, ...]:
+    problem, params = get_problem(problem_name), dict(params_key)
+    axes = [np.linspace(lo, hi, CONFLICT_GRID + 2)[1:-1] for lo, hi in problem.box]
+    grid = tuple(tuple(float(v) for v in p) for p in np.stack(np.meshgrid(*axes), -1).reshape(-1, len(axes)))
+    for candidates in (starts, grid):
+        x = torch.tensor(candidates, dtype=torch.float64)
+        _, grads = problem.losses_and_grads(x, params)
+        conflict = (grads[:, 0] * grads[:, 1]).sum(-1) < 0
+        if bool(conflict.any()):
+            norms = grads.norm(dim=-1)
+            balance = norms.amin(-1) / norms.amax(-1).clamp_min(1e-300)
+            return candidates[int(torch.argmax(torch.where(conflict, balance, -1.0)))]
+    return starts[0]

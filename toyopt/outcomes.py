@@ -176,6 +176,8 @@ class Series:
 
 
 def series_of(result: Result) -> list[Series]:
+    from .methods import get_method
+
     groups: dict[tuple[int, int], list[int]] = {}
     for lane in result.lanes:
         groups.setdefault((lane.entry, lane.grid_index), []).append(lane.index)
@@ -184,7 +186,7 @@ def series_of(result: Result) -> list[Series]:
         entry = result.config.methods[e]
         params = result.lanes[idx[0]].params
         swept = [k for k, v in entry.params.items() if isinstance(v, list)]
-        label = entry.name + "".join(f" {k}={params[k]:g}" for k in swept)
+        label = get_method(entry.name).label + "".join(f" {k}={params[k]:g}" for k in swept)
         same_name = [m for m in result.config.methods if m.name == entry.name]
         if len(same_name) > 1:
             label = f"{label} #{e}"

@@ -78,7 +78,9 @@ _CAGRAD_TOY = {
 # The Nash-MTL code base (experiments/toy): the shared gradient is the backward of the weighted
 # sum of the losses, so LS sums, MGDA's and CAGrad's mean-convention vectors are multiplied by K = 2,
 # and only Nash-MTL's own clip_grad_norm_(max_norm=1) runs after the backward pass (it always binds
-# for K = 2: any Nash weighting has ||d|| >= sqrt 2). CAGrad: c = 0.4, rescale 1 + c^2.
+# for K = 2: any Nash weighting has ||d|| >= sqrt 2). CAGrad: c = 0.4, rescale 1 + c^2. SI, UW and
+# DWA read the raw losses (their logs and ratios; the toy's losses are negative in the valleys).
+_RAW_LOSSES = {"loss_shift": "none"}
 _NASH_CODE = {
     "ls": {"params": {"reduction": "sum"}},
     "cagrad": {"params": {"c": 0.4, "rescale": "1+c^2"}, "output_scale": 2.0},
@@ -87,8 +89,9 @@ _NASH_CODE = {
     "graddrop": {"params": {"reduction": "sum"}},
     "nashmtl": {"clip_norm": 1.0},
     "famo": {"params": {"w_lr": 0.025, "gamma": 0.0}},
-    "uw": {"params": {"lr": 0.025}},
-    "dwa": {"params": {"temperature": 2.0, "window": 25}},
+    "si": {"params": _RAW_LOSSES},
+    "uw": {"params": {"lr": 0.025, **_RAW_LOSSES}},
+    "dwa": {"params": {"temperature": 2.0, "window": 25, **_RAW_LOSSES}},
 }
 # The FAMO code base (a fork of Nash-MTL's): its base class clips before the backward pass (no
 # effect); CAGrad, PCGrad and GradDrop clip after overwriting the gradient (effective); its Nash-MTL
@@ -125,6 +128,8 @@ _add(
         steps=35_000,
         methods=("ls", "mgda", "pcgrad", "cagrad", "nashmtl"),
         method_defaults=_NASH_CODE,
+        notes="The original runs in float32; UW's and DWA's stops there are float32 overflows, reproduced "
+        "with dtype float32 (docs/reproduction.md).",
     )
 )
 _add(
@@ -163,8 +168,12 @@ _add(
         inits=STANDARD5,
         lr=1e-3,
         steps=35_000,
-        methods=("famo", "nashmtl", "cagrad", "conicgrad"),
-        method_defaults={**_NASH_CODE, "conicgrad": {"params": {"c": 0.5}}},
+        methods=("famo", "nashmtl", "cagrad", "conicgrad", "conicgrad_exact"),
+        method_defaults={
+            **_NASH_CODE,
+            "conicgrad": {"params": {"c": 0.5}},
+            "conicgrad_exact": {"params": {"c": 0.5}},
+        },
         notes="The paper's toy c, and whether its ConicGrad output was also multiplied by K, are not "
         "recoverable: c = 0.5 and no factor K here (both visible in the config).",
     )

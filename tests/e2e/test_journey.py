@@ -47,13 +47,18 @@ def test_journey(app_url, browser):
     _settle(page)
     assert page.locator("text=Pareto front in loss space").count() >= 1
 
-    # Cone vs ball: the ConicGrad cone slider redraws the regions.
+    # Cone vs ball: the cone is ConicGrad's (its sidebar c), so moving that c redraws the regions.
     page.get_by_text("Cone vs ball", exact=True).click()
     page.wait_for_selector("text=Gradient space at the chosen point", timeout=TIMEOUT)
     _settle(page)
-    cone = page.locator("[data-testid=stSlider]", has_text="ConicGrad cone c").get_by_role("slider")
-    region_ms = [_press_and_time(page, cone, "ArrowLeft") for _ in range(3)]
-    page.wait_for_function("() => location.search.includes('cone_c=0.47')", timeout=TIMEOUT)
+    assert page.locator("text=the c of ConicGrad, exact cone solution (sidebar)").count() == 1
+    cone = (
+        page.locator("[data-testid=stExpander]", has_text="ConicGrad, exact cone solution parameters")
+        .get_by_role("slider")
+        .first
+    )
+    region_ms = [_press_and_time(page, cone, "ArrowRight") for _ in range(3)]
+    page.wait_for_function("() => location.search.includes('conicgrad_exact.c=0.65')", timeout=TIMEOUT)
 
     # Trajectories: the charts are there, and the CAGrad c slider only picks lanes.
     page.get_by_text("Trajectories", exact=True).click()
@@ -68,13 +73,13 @@ def test_journey(app_url, browser):
     _settle(page)
     page.wait_for_function("() => location.search.includes('cagrad.c=0.8')", timeout=TIMEOUT)
     conic = (
-        page.locator("[data-testid=stExpander]", has_text="ConicGrad (exact) parameters")
+        page.locator("[data-testid=stExpander]", has_text="ConicGrad, exact cone solution parameters")
         .get_by_role("slider")
         .first
     )
     conic_ms = [_press_and_time(page, conic, "ArrowRight") for _ in range(3)]
     _settle(page)
-    page.wait_for_function("() => location.search.includes('conicgrad_exact.c=0.65')", timeout=TIMEOUT)
+    page.wait_for_function("() => location.search.includes('conicgrad_exact.c=0.8')", timeout=TIMEOUT)
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOT))
     report = (
@@ -83,10 +88,32 @@ def test_journey(app_url, browser):
         f"trajectories CAGrad c slider (lanes of the cached run): "
         f"{', '.join(f'{v:.0f}' for v in lane_ms)} ms "
         f"(median {statistics.median(lane_ms):.0f} ms)\n"
-        f"trajectories ConicGrad (exact) c slider (lanes of the cached run): "
+        f"trajectories ConicGrad exact c slider (lanes of the cached run): "
         f"{', '.join(f'{v:.0f}' for v in conic_ms)} ms "
         f"(median {statistics.median(conic_ms):.0f} ms)\n"
     )
     (Path(__file__).parent / "latency.txt").write_text(report)
     print(report)
+
+    # Teaching: Play runs in the browser (no rerun): the slider, the titles and the figures advance.
+    page.get_by_text("Teaching", exact=True).click()
+    page.wait_for_selector("text=Follow", timeout=TIMEOUT)
+    _settle(page)
+    run_anyway = page.get_by_role("button", name="Run anyway")
+    if run_anyway.count():
+        run_anyway.click()
+    animated = (
+        "() => [...document.querySelectorAll('.js-plotly-plot')].some(el => el.layout && el.layout.sliders)"
+    )
+    page.wait_for_function(animated, timeout=TIMEOUT, polling=250)
+    _settle(page)
+    state = """() => {
+        const gd = [...document.querySelectorAll('.js-plotly-plot')].find(el => el.layout.sliders);
+        return [gd._fullLayout.sliders[0].active, gd._fullLayout.annotations[0].text]; }"""
+    before = page.evaluate(state)
+    page.get_by_text("\u25b6 4x").click()
+    page.wait_for_timeout(2500)
+    page.get_by_text("\u275a\u275a Pause").click()
+    after = page.evaluate(state)
+    assert after[0] > before[0] and after[1] != before[1] and "step " in after[1]
     page.close()

@@ -114,6 +114,25 @@ def test_landscape_without_trajectories_needs_no_run():
     assert png_size(data)[0] == round(3.25 * 50)
 
 
+@pytest.mark.parametrize("width", ["single", "double"])
+def test_landscape_export_shows_the_views_two_panels_filling_the_width(width):
+    from toyopt.figures.draw import landscape
+
+    config = get_setup("nashmtl2022").config(methods=["ls"], steps=5)
+    fig = landscape(config, None, FigureSpec(layout="landscape", trajectories=False, width=width).validated())
+    fig.draw_without_rendering()  # runs the constrained layout
+    maps, fronts = fig.axes
+    problem = get_problem("liu2021")
+    params = problem.validate_params(config.problem_params)
+    curve = geometry.pareto_set(problem, params).front.numpy()
+    assert np.allclose(fronts.lines[0].get_xydata(), curve), "the Pareto front in loss space, as in the view"
+    boxes = [ax.get_position() for ax in (maps, fronts)]
+    if width == "double":  # side by side, together most of the width
+        assert boxes[0].x1 <= boxes[1].x0 and boxes[0].width + boxes[1].width > 0.7
+    else:  # stacked, each most of the width
+        assert boxes[1].y1 <= boxes[0].y0 and min(b.width for b in boxes) > 0.7
+
+
 def test_paper_layout_refuses_too_many_panels():
     config = get_setup("nashmtl2022").config(methods=["mgda"], steps=5)
     entries = tuple(MethodEntry("ls", {"reduction": r}) for r in ("mean", "sum")) * 7

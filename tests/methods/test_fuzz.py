@@ -172,7 +172,10 @@ def fuzz_setups(draw, spec: MethodSpec):
                 top = 2 * max(p.default, 1) if p.high is None else min(p.high, 2 * max(p.default, 1))
                 ints[p.name] = draw(st.integers(low, max(top, low)))
             elif p.kind == "choice":
-                choices[p.name] = draw(st.sampled_from(p.choices))
+                # loss_shift none evaluates the published formulas unguarded on purpose (a non-finite
+                # value stops the engine's lane); test_loss_and_state_methods pins it instead.
+                allowed = [c for c in p.choices if (p.name, c) != ("loss_shift", "none")]
+                choices[p.name] = draw(st.sampled_from(allowed))
     return {
         "seed": draw(st.integers(0, 2**62)),
         "K": draw(st.sampled_from([2, 2, 3])),

@@ -72,6 +72,22 @@ def test_si_clamps_and_flags_a_loss_at_its_bound():
     torch.testing.assert_close(out.direction, torch.tensor([[1e8, 0.5]], dtype=F64))
 
 
+def test_si_raw_losses_follow_the_published_backward_pass():
+    """loss_shift none: the published code's backward of log(l) is g / l even where l < 0 (its
+    forward value is NaN there); autograd of torch.log gives the same, and l = 0 is non-finite."""
+    x = torch.randn(6, 2, dtype=F64)
+    offset = torch.tensor([100.0, 0.0], dtype=F64)  # task 1's loss becomes negative
+    losses, grads = losses_and_grads(x)
+    xr = x.clone().requires_grad_(True)
+    torch.log(task_losses(xr) - offset).sum().backward()
+    out = run("si", grads, losses - offset, torch.full((6, 2), -50.0, dtype=F64), loss_shift="none")
+    assert ((losses - offset)[:, 0] < 0).all()
+    torch.testing.assert_close(out.direction, xr.grad)
+    assert out.flags["loss_below_bound"].all()
+    zero = run("si", grads[:1], torch.tensor([[0.0, 1.0]], dtype=F64), None, loss_shift="none")
+    assert not torch.isfinite(zero.direction).all()
+
+
 def test_rlw_weights_are_the_softmax_of_the_given_normal_draws():
     g = torch.randn(3, 3, 4, dtype=F64)
     z = torch.randn(3, 3, dtype=F64)
@@ -123,12 +139,13 @@ def test_dwa_window_arithmetic_matches_the_reference_loop(shift):
     assert not np.allclose(expected[-1], 1.0)
 
 
-def test_dwa_flags_nonpositive_window_means_and_stays_finite():
+@pytest.mark.parametrize("shift", ["lower_bound", "none"])
+def test_dwa_flags_nonpositive_window_means(shift):
     g = torch.randn(1, 2, 2, dtype=F64)
-    params = lane_params(METHODS["dwa"], {"window": 1, "loss_shift": "none"}, 1, F64)
+    params = lane_params(METHODS["dwa"], {"window": 1, "loss_shift": shift}, 1, F64)
     state = METHODS["dwa"].init_state(1, 2, 2, params, F64)
     flags = []
-    for losses in ([-1.0, 2.0], [0.0, 2.0], [-3.0, 1.0], [0.0, 1.0]):
+    for losses in ([-1.0, 2.0], [0.5, 2.0], [-3.0, 1.0], [0.5, 1.0]):
         out = METHODS["dwa"].step(
             StepInput(g, torch.tensor([losses], dtype=F64), torch.zeros(1, 2, dtype=F64)), state, params
         )
@@ -136,6 +153,26 @@ def test_dwa_flags_nonpositive_window_means_and_stays_finite():
         flags.append(bool(out.flags["nonpositive_ratio"]))
         assert torch.isfinite(out.direction).all()
     assert flags == [False, False, True, True]
+
+
+def test_dwa_raw_losses_overflow_as_the_published_formula_does():
+    """A window mean just above 0 makes the ratio huge: the published K exp(r/T) / sum exp(r/T)
+    overflows to inf / inf = NaN (the engine then stops the lane); the shifted variant's
+    max-shifted softmax gives the finite limit, all weight on that task."""
+    g = torch.randn(1, 2, 2, dtype=F64)
+    rows = ([1e-6, 1.0], [1e-6, 1.0], [1.0, 1.0])
+    with np.errstate(over="ignore", invalid="ignore"):
+        expected = dwa_reference(rows, 1, 2.0)[-1]  # numpy: exp(1e6 / 2) overflows too
+    assert np.isnan(expected[0])
+    for shift, finite in (("none", False), ("lower_bound", True)):
+        params = lane_params(METHODS["dwa"], {"window": 1, "loss_shift": shift}, 1, F64)
+        state = METHODS["dwa"].init_state(1, 2, 2, params, F64)
+        for row in rows:
+            inp = StepInput(g, torch.tensor([row], dtype=F64), torch.zeros(1, 2, dtype=F64))
+            out = METHODS["dwa"].step(inp, state, params)
+            state = out.state
+        assert bool(torch.isfinite(out.direction).all()) is finite
+    torch.testing.assert_close(out.weights, torch.tensor([[1.0, 0.0]], dtype=F64))
 
 
 def test_adam_helper_matches_torch_adam_with_weight_decay():
@@ -190,6 +227,29 @@ def test_uw_flags_a_loss_below_its_bound():
     g = torch.randn(1, 2, 2, dtype=F64)
     out = run("uw", g, torch.tensor([[0.0, 3.0]], dtype=F64), torch.tensor([[1.0, 0.0]], dtype=F64))
     assert out.flags["loss_below_bound"].all() and torch.isfinite(out.state.log_var).all()
+
+
+def test_uw_raw_losses_follow_torch_adam_and_let_a_negative_task_fade():
+    """loss_shift none, as the published code: s_i descends 1/2 (exp(-s_i) l_i + s_i) on the raw
+    loss, whose s-gradient is >= 1/2 when l_i < 0: s_i falls for ever and task i's weight
+    exp(-s_i) / 2 grows."""
+    offset = torch.tensor([100.0, 0.0], dtype=F64)
+    log_var = torch.zeros(2, 2, dtype=F64, requires_grad=True)
+    opt = torch.optim.Adam([log_var], lr=0.05)
+    spec = METHODS["uw"]
+    params = lane_params(spec, {"lr": 0.05, "loss_shift": "none"}, 2, F64)
+    state = spec.init_state(2, 2, 2, params, F64)
+    for x in x_sequence(12):
+        losses, grads = losses_and_grads(x)
+        xr = x.clone().requires_grad_(True)
+        opt.zero_grad()
+        (0.5 * (torch.exp(-log_var) * (task_losses(xr) - offset) + log_var)).sum().backward()
+        out = spec.step(StepInput(grads, losses - offset, torch.zeros(2, 2, dtype=F64)), state, params)
+        torch.testing.assert_close(out.direction, xr.grad)
+        opt.step()
+        state = out.state
+        torch.testing.assert_close(state.log_var, log_var.detach())
+    assert (state.log_var[:, 0] < -0.5).all()
 
 
 class FamoReference:

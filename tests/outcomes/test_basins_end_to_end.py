@@ -16,10 +16,9 @@ from toyopt.figures.basins import basin_maps_figure, save_basin_figure
 from toyopt.figures.embed import read_embedded
 from toyopt.methods import METHODS
 from toyopt.outcomes import (
-    APP_MAX_GRID,
-    APP_MAX_STEPS,
     CATEGORIES,
     Starts,
+    basin_config,
     outcomes_csv,
     outcomes_dict,
     run_basins,
@@ -27,7 +26,6 @@ from toyopt.outcomes import (
     with_param_sweep,
 )
 from toyopt.setups import get_setup
-from toyopt.ui.basins import DEFAULT_GRID, SLOW_SECONDS, BasinRequest, request_from_query
 
 N = 8
 BOX = ((-10.0, 10.0), (-10.0, 10.0))
@@ -119,7 +117,12 @@ def test_param_sweep_makes_one_series_per_value():
     swept = with_param_sweep(base, "c", (0.1, 0.5, 0.9))
     outcomes, result = run_basins(swept, Starts("grid", 2, BOX))
     assert len(result.lanes) == (3 + 1) * 4
-    assert [s.label for s in outcomes.series] == ["cagrad c=0.1", "cagrad c=0.5", "cagrad c=0.9", "ls"]
+    assert [s.label for s in outcomes.series] == [
+        "CAGrad c=0.1",
+        "CAGrad c=0.5",
+        "CAGrad c=0.9",
+        METHODS["ls"].label,
+    ]
     with pytest.raises(ValueError):
         with_param_sweep(get_setup("nashmtl2022").config(["ls"]), "c")
 
@@ -150,71 +153,9 @@ def test_cli_writes_refuses_overwrite_and_rejects_bad_input(tmp_path, capsys):
     assert table["starts"] == 5 and len(table["global_min_ci95"]) == 2
 
 
-def test_app_and_url_caps():
-    req, errors = request_from_query(
-        {"basins.grid": "100000", "basins.steps": "999999999", "basins.methods": "ls,nope"}
-    )
-    assert (req.n, req.steps, req.methods) == (DEFAULT_GRID, None, ()), "out of range: the defaults"
-    assert errors == [
-        "basins.methods: unknown ['nope']; allowed: " + str(sorted(METHODS)),
-        f"basins.grid must be an integer in [2, {APP_MAX_GRID}], got '100000'",
-        f"basins.steps must be an integer in [1, {APP_MAX_STEPS}], got '999999999'",
-    ]
-    req, errors = request_from_query({"basins.grid": "abc"})
-    assert req.n == DEFAULT_GRID and errors == [
-        f"basins.grid must be an integer in [2, {APP_MAX_GRID}], got 'abc'"
-    ]
-    req, errors = request_from_query({"basins.grid": str(APP_MAX_GRID), "basins.steps": str(APP_MAX_STEPS)})
-    assert (req.n, req.steps, errors) == (APP_MAX_GRID, APP_MAX_STEPS, []), "the caps themselves are allowed"
-    with pytest.raises(ValueError):
-        BasinRequest(n=APP_MAX_GRID + 1).validated()
-    with pytest.raises(ValueError, match="lanes"):  # 19 c values x 100^2 starts is over the page's cap
-        BasinRequest("conicgrad2025", ("cagrad",), n=100, steps=10, sweep_c=True).build()
-    config, starts = BasinRequest("nashmtl2022", ("ls",), n=3, steps=10).build()
-    assert len(config.inits) == 9 and config.record_every == 9
-    for req in (
-        BasinRequest("nashmtl2022", ("ls", "mgda"), n=7, steps=50),
-        BasinRequest("conicgrad2025", (), "random", 20, seed=5, sweep_c=True),
-    ):
-        assert request_from_query(req.to_query()) == (req, [])
-
-
-def _basins_app(script: str = "basins_view()", **query):
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_string("from toyopt.ui.basins import basins_view\n" + script, default_timeout=120)
-    for key, value in query.items():
-        at.query_params[key] = value
-    return at.run()
-
-
-def test_view_lists_bad_link_parameters_and_uses_the_defaults():
-    at = _basins_app(**{"basins.grid": "1e9", "basins.steps": "-3", "basins.methods": "ls", "basins.x": "1"})
-    assert not at.exception
-    assert len(at.error) == 1
-    message = at.error[0].value
-    assert "basins.grid must be an integer in [2, 100], got '1e9'" in message
-    assert "basins.steps must be an integer in [1, 100000], got '-3'" in message
-    assert "basins.x: unknown parameter" in message
-    assert at.number_input(key="basins_grid").value == DEFAULT_GRID
-    assert at.multiselect(key="basins_methods").value == ["ls"], "the valid parameters are kept"
-    assert any("press Run" in i.value for i in at.info), "the rest of the page works"
-
-
-def test_a_run_rewrites_the_basins_link_clean():
-    query = {"basins.setup": "nashmtl2022", "basins.methods": "ls", "basins.grid": "3", "basins.steps": "10"}
-    at = _basins_app(**query, **{"basins.random": "5", "basins.x": "1"})
-    assert len(at.error) == 1 and "not both" in at.error[0].value and "basins.x" in at.error[0].value
-    at.button(key="basins_run").click().run()
-    assert not at.exception and len(at.dataframe) == 1
-    assert not at.error, "the bad parameters are gone from the link"
-    assert {k for k in at.query_params} == {
-        "basins.setup",
-        "basins.methods",
-        "basins.grid",
-        "basins.seed",
-        "basins.steps",
-    }
+def _grid_run(setup: str, methods: list[str], n: int, steps: int):
+    base = get_setup(setup).config(methods, steps=steps)
+    return basin_config(base, Starts("grid", n, BOX))
 
 
 def test_the_estimate_comes_from_the_config_alone(monkeypatch):
@@ -226,53 +167,6 @@ def test_the_estimate_comes_from_the_config_alone(monkeypatch):
         raise AssertionError("the estimate must not run the engine")
 
     monkeypatch.setattr(engine_module, "run", no_run)
-    small, _ = BasinRequest("nashmtl2022", ("ls", "mgda"), n=30, steps=1200).build()
-    large, _ = BasinRequest("nashmtl2022", ("ls", "mgda"), n=60, steps=2400).build()
+    small = _grid_run("nashmtl2022", ["ls", "mgda"], 30, 1200)
+    large = _grid_run("nashmtl2022", ["ls", "mgda"], 60, 2400)
     assert 0 < budget.estimated_seconds(small) < budget.estimated_seconds(large)
-
-
-def test_a_slow_run_waits_for_a_second_click():
-    """100^2 starts x 100 000 steps of two methods: estimated far above the limit, so Run shows the
-    estimate and a "Run anyway" button and runs nothing."""
-    query = {"basins.setup": "nashmtl2022", "basins.methods": "ls,mgda", "basins.grid": "100"}
-    at = _basins_app(**query, **{"basins.steps": "100000"})
-    at.button(key="basins_run").click().run()
-    assert not at.exception and not at.error
-    warning = next(w.value for w in at.warning if "This run would take roughly" in w.value)
-    seconds = float(warning.split("roughly ")[1].split(" s")[0])
-    assert seconds > SLOW_SECONDS and "20000 lanes x 100000 steps" in warning
-    assert at.button(key="basins_run_anyway").label == f"Run anyway (~{seconds:.0f} s)"
-    assert not at.dataframe and "basins_outcomes" not in at.session_state
-    at.number_input(key="basins_steps").set_value(60).run()  # changed controls drop the pending run
-    assert not any("would take" in w.value for w in at.warning)
-    assert not [b for b in at.button if b.key == "basins_run_anyway"]
-
-
-def test_run_anyway_runs_the_estimated_request():
-    """With a limit of 0 s every run longer than the probes asks first; the second click runs exactly
-    the estimated request."""
-    query = {"basins.setup": "nashmtl2022", "basins.methods": "ls", "basins.grid": "3", "basins.steps": "100"}
-    at = _basins_app("basins_view(slow_seconds=0.0)", **query)
-    at.button(key="basins_run").click().run()
-    assert not at.exception and not at.dataframe
-    assert any("This run would take roughly" in w.value for w in at.warning)
-    at.button(key="basins_run_anyway").click().run()
-    assert not at.exception and len(at.dataframe) == 1
-    assert not any("would take" in w.value for w in at.warning)
-    assert at.session_state["basins_outcomes"].config.steps == 100
-    assert at.query_params["basins.steps"] == "100" and at.query_params["basins.grid"] == "3"
-
-
-def test_view_renders_and_runs_a_tiny_grid():
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_string("from toyopt.ui.basins import basins_view\nbasins_view()", default_timeout=60)
-    at.query_params["basins.setup"] = "nashmtl2022"
-    at.query_params["basins.methods"] = "ls"
-    at.query_params["basins.grid"] = "3"
-    at.query_params["basins.steps"] = "10"
-    at.run()
-    assert not at.exception
-    at.button(key="basins_run").click().run()
-    assert not at.exception
-    assert len(at.dataframe) == 1

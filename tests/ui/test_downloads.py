@@ -82,12 +82,9 @@ def test_landscape_and_regions_offer_their_figures(app):
 
 
 def test_basins_view_is_in_the_navigation_and_keeps_its_link(app):
-    at = app(view="basins", **{"basins.setup": "nashmtl2022", "basins.methods": "ls", "basins.grid": "3"})
+    at = app(view="basins", setup="nashmtl2022", methods="ls", basin_grid=3, steps=10)
     assert not at.exception
-    assert not at.error, "basins.* parameters are the basins view's own, not unknown ones"
-    at.number_input(key="basins_steps").set_value(10)
-    at.button(key="basins_run").click().run()
-    assert not at.exception
+    assert not at.error
     assert len(at.dataframe) == 1
-    assert at.query_params["basins.grid"] == "3"
+    assert at.query_params["basin_grid"] == "3"
     assert at.query_params["view"] == "basins"

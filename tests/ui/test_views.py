@@ -18,6 +18,7 @@ FAST = {"methods": "ls,mgda", "steps": 120, "lr": 0.05}
 @pytest.mark.parametrize("view", ["landscape", "trajectories", "regions", "teaching"])
 def test_each_view_renders(app, view):
     at = app(view=view, story="mgda_front", **FAST)
+    approve(at)  # the story's run may wait for a click on a loaded machine
     assert not at.exception
     assert not at.error
     assert figures(at), "every view draws at least one plotly figure"
@@ -31,6 +32,20 @@ def test_landscape_surface_switch_changes_the_contours(app):
     assert z_mean.shape == z_f2.shape and not np.allclose(z_mean, z_f2)
     at.toggle(key="w:surface3d").set_value(True).run()
     assert any(t["type"] == "surface" for f in figures(at) for t in f["data"])
+
+
+def test_landscape_shows_the_curvature_of_the_pareto_set(app):
+    at = app(view="landscape")
+    zoom = next(f for f in figures(at) if "own x2 scale" in f["layout"]["title"]["text"])
+    pareto = next(t for t in zoom["data"] if t["name"] == "Pareto set")
+    x, y = decode(pareto["x"]), decode(pareto["y"])
+    low, high = zoom["layout"]["yaxis"]["range"]
+    assert low <= y.min() and y.max() <= high and high - low <= 1.5 * (y.max() - y.min()), (
+        "x2 zoomed to the set"
+    )
+    # Away from the straight line between its ends by a visible share of the axis.
+    chord = y[0] + (y[-1] - y[0]) * (x - x[0]) / (x[-1] - x[0])
+    assert np.abs(y - chord).max() > 0.2 * (high - low)
 
 
 def _lane_xy(at) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -74,6 +89,16 @@ def test_changing_c_changes_the_conicgrad_trajectory(app):
     )
     for k, (ax, ay) in enumerate(after.values()):
         np.testing.assert_allclose(np.c_[ax, ay], ref.x[:, k], rtol=1e-9, atol=1e-12)
+
+
+def test_trajectory_panels_keep_their_axis_titles_clear(app):
+    at = app(view="trajectories", methods="ls,mgda,cagrad", steps=20, lr=0.05)
+    layout = figures(at)[0]["layout"]
+    titled = [k for k in layout if k.startswith("yaxis") and layout[k].get("title", {}).get("text")]
+    assert titled == ["yaxis"], "x2 titles only left of column 1, not over the next panel"
+    assert layout["legend"]["yanchor"] == "bottom" and layout["legend"]["y"] >= 1.0, (
+        "legend off the x1 titles"
+    )
 
 
 def test_adding_a_start_adds_a_trajectory_per_method(app):
@@ -150,11 +175,115 @@ def test_regions_at_a_trajectory_step(app):
     assert any("step" in m.value and "x = (" in m.value for m in at.markdown)
 
 
-def test_teaching_scrub_moves_the_step(app):
-    at = app(view="teaching", story="mean_stuck")
+def approve(at) -> None:
+    """Click "Run anyway" if a loaded machine made the run's estimate exceed the slow-run gate."""
+    for button in at.button:
+        if button.label.startswith("Run anyway"):
+            button.click().run()
+            return
+
+
+def _slider(fig: dict) -> tuple[list[int], int]:
+    slider = fig["layout"]["sliders"][0]
+    return [int(step["label"]) for step in slider["steps"]], slider["active"]
+
+
+def test_teaching_plays_in_the_browser_in_optimizer_steps(app):
+    at = app(view="teaching", story="mean_stuck", teach_step=1001)
     assert not at.exception
-    first = figures(at)[0]["layout"]["title"]["text"]
-    at.slider(key="w:teach_step").set_value(100).run()
+    fig = figures(at)[0]
+    labels, active = _slider(fig)
+    # The slider counts optimizer steps (the story runs 3500; every 7th is recorded) and opens at the link's.
+    assert labels[0] == 0 and labels[-1] == 3500 and labels[active] == 1001
+    assert all(b % 7 == 0 for b in labels) and labels == sorted(labels)
+    assert [f["name"] for f in fig["frames"]] == [str(s) for s in labels]
+    buttons = fig["layout"]["updatemenus"][0]["buttons"]
+    plays = [b for b in buttons if b["args"][0] is None]
+    durations = {b["args"][1]["frame"]["duration"] for b in plays}
+    assert len(durations) >= 3, "play at several speeds"
+    assert all(b["args"][1]["fromcurrent"] for b in plays)
+    assert any(b["args"][0] == [None] for b in buttons), "a pause button"
+    # Every frame's titles name its step, and its path so far ends at the run's point at that step.
+    whole = next(t for t in fig["data"] if t.get("name") == "whole run")
+    xs, ys = decode(whole["x"]), decode(whole["y"])
+    moving = fig["frames"][0]["traces"]
+    so_far = moving.index(next(i for i, t in enumerate(fig["data"]) if t.get("name") == "so far"))
+    for frame, step in zip(fig["frames"], labels):
+        assert f"step {step}:" in frame["layout"]["annotations"][0]["text"]
+        path = frame["data"][so_far]
+        assert decode(path["x"])[-1] == xs[step // 7] and decode(path["y"])[-1] == ys[step // 7]
+    assert f"step {labels[active]}:" in fig["layout"]["annotations"][0]["text"]
+
+
+def test_a_new_story_starts_at_its_beginning(app):
+    at = app(view="teaching", story="mean_stuck", teach_step=1001)
+    at.selectbox(key="w:story").set_value("conic_minimum").run()
+    approve(at)
     assert not at.exception
-    assert figures(at)[0]["layout"]["title"]["text"] != first
-    assert at.query_params["teach_step"] == "100"
+    labels, active = _slider(figures(at)[0])
+    assert active == 0 and labels[0] == 0
+    assert "teach_step" not in at.query_params
+
+
+def _ball(fig: dict) -> tuple[np.ndarray, float]:
+    """Centre and radius of the drawn CAGrad ball."""
+    ball = next(t for t in fig["data"] if str(t.get("name", "")).startswith("CAGrad ball"))
+    pts = np.c_[decode(ball["x"]), decode(ball["y"])]
+    centre = pts[:-1].mean(0)
+    return centre, float(np.linalg.norm(pts - centre, axis=1).mean())
+
+
+def test_regions_are_drawn_with_the_c_of_their_methods(app):
+    at = app(
+        view="regions",
+        setup="cagrad2021",
+        methods="cagrad,conicgrad_exact",
+        cagrad__c=0.3,
+        conicgrad_exact__c=0.7,
+    )
+    assert not at.exception
+    fig = figures(at)[0]
+    centre, radius = _ball(fig)
+    cagrad_c = 0.3  # the view's own ball slider stays at its default, 0.5
+    assert radius == pytest.approx(cagrad_c * np.linalg.norm(centre), rel=1e-6)
+    assert _wedge_half_angle(fig) == pytest.approx(math.acos(0.7), abs=1e-6)
+    rows = at.dataframe[0].value
+    assert f"in ball (c={cagrad_c:g})" in rows.columns and "in cone (c=0.7)" in rows.columns
+    exact = rows[rows["method"].str.startswith(METHODS["conicgrad_exact"].label)].iloc[0]
+    assert bool(exact["in cone (c=0.7)"]), "the exact cone solution lies in the cone drawn"
+    assert "w:cone_c" not in [s.key for s in at.slider], "no second c for the cone"
+
+
+def test_regions_open_where_the_tasks_conflict(app):
+    at = app(view="regions", methods="mgda")
+    assert not at.exception
+    text = next(m.value for m in at.markdown if "cos(g1, g2)" in m.value)
+    cos = float(text.split("cos(g1, g2) = ")[1].split(" ")[0])
+    assert cos < 0 and "(conflicting)" in text
+
+
+def test_regions_readouts_fill_the_width_at_four_digits(app):
+    at = app(view="regions", source="synthetic", angle=100, g1_norm=1.2345678, g2_norm=3.1, methods="mgda,ls")
+    assert not at.exception
+    assert all(len(col.dataframe) == 0 for col in at.columns), "the table is not squeezed into a column"
+    rows = at.dataframe[0].value
+    for name in ("||d||", "cos(d, g0)", "<g1, d>", "<g2, d>"):
+        for v in rows[name]:
+            assert v == float(f"{v:.4g}")
+    from toyopt.ui.runs import synthetic_gradients
+
+    exact = float(np.linalg.norm(synthetic_gradients(100, 1.2345678, 3.1).sum(0)))
+    shown = rows[rows["method"] == METHODS["ls"].label].iloc[0]["||d||"]
+    assert shown == float(f"{exact:.4g}") != exact  # LS: d = g1 + g2, rounded
+
+
+def test_run_anyway_leaves_no_warning_above_the_plots(app, monkeypatch):
+    from toyopt.ui import runs
+
+    monkeypatch.setattr(runs, "SLOW_SECONDS", -1.0)
+    at = app(view="trajectories", **FAST)
+    assert at.warning and not figures(at)
+    approve(at)
+    assert not at.exception
+    assert figures(at)
+    assert not [w for w in at.warning if "would take" in w.value]

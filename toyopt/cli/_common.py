@@ -8,6 +8,7 @@ import secrets
 import stat
 from pathlib import Path
 
+from ..compiler import require_cxx
 from ..config import MAX_JSON_BYTES, Config, parse_inits, parse_value, short_repr
 from ..setups import DEFAULT_SETUP, get_setup
 
@@ -83,7 +84,15 @@ def read_text(path: str, what: str, cap: int = MAX_JSON_BYTES) -> str:
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    """--config or --setup first, then --method/--set/--inits/--steps/... on top."""
+    """--config or --setup first, then --method/--set/--inits/--steps/... on top; a compiled
+    backend needs a C++ compiler here (the core would run eagerly with a notice; the CLI says so
+    in one line before any work instead)."""
+    config = _config_from_args(args)
+    require_cxx(config.backend)
+    return config
+
+
+def _config_from_args(args: argparse.Namespace) -> Config:
     params: dict[str, dict] = {}
     for item in args.set:
         key, sep, value = item.partition("=")

@@ -363,13 +363,29 @@ def _single_panel(spec: FigureSpec, entries: int, cols_below: int) -> tuple[Figu
     return fig, fig.add_subplot(), "outside lower center", cols_below
 
 
+#: Below this width (inches) two panels are stacked instead of set side by side.
+SIDE_BY_SIDE = 4.5
+
+
 def landscape(config: Config, result: Result | None, spec: FigureSpec) -> Figure:
-    """The mean-loss landscape with the Pareto set, global minimum and starts, and (with a
-    result) every method's trajectories overlaid."""
-    problem, _ = _problem(config)
+    """What the Landscape view shows: the mean-loss landscape with the Pareto set, global minimum
+    and starts (with a result, every method's trajectories) and, beside it (below it on a narrow
+    width), the Pareto front in loss space; the legend under both, so the panels fill the width."""
+    problem, params = _problem(config)
     _check_plane(problem)
     groups = panels(config, result) if result is not None else []
-    fig, ax, where, ncols = _single_panel(spec, 3 + len(groups), 2)
+    width = spec.inches
+    side = width >= SIDE_BY_SIDE
+    entries = 3 + len(groups)
+    legend_cols = min(entries, max(2, int(width / 1.4)))
+    legend_rows = math.ceil(entries / legend_cols)
+    panel = width / 2 if side else width
+    fig = Figure(
+        figsize=(width, (1 if side else 2) * (panel + 0.1) + 0.1 + legend_rows * LEGEND_ROW),
+        layout="constrained",
+    )
+    fig.get_layout_engine().set(w_pad=0.02, h_pad=0.02, wspace=0.06, hspace=0.04)
+    ax, ax_front = fig.subplots(1, 2) if side else fig.subplots(2, 1)
     draw_landscape(ax, config)
     span = _box_span(problem)
     extra = []
@@ -384,33 +400,43 @@ def landscape(config: Config, result: Result | None, spec: FigureSpec) -> Figure
     ax.set_xlabel(r"$x_1$")
     ax.set_ylabel(r"$x_2$")
     ax.set_title(r"mean loss $\bar{L} = (L_1 + L_2)/2$", pad=3)
-    _marks_legend(fig, extra, loc=where, ncols=ncols)
+    draw_front(ax_front, config, result, groups)
+    label = "Pareto set / front" if side else "Pareto set (top) / front (bottom)"
+    _marks_legend(fig, extra, loc="outside lower center", ncols=legend_cols, pareto_label=label)
     return fig
+
+
+def draw_front(ax, config: Config, result: Result | None, groups: list[Panel]) -> None:
+    """Loss space: the Pareto front, the image of the global minimum and (with a result) each
+    lane's losses."""
+    problem, params = _problem(config)
+    pareto = geometry.pareto_set(problem, params).front.numpy()
+    ax.plot(pareto[:, 0], pareto[:, 1], color=PARETO_COLOR, lw=1.6, zorder=2, solid_capstyle="round")
+    xstar = geometry.global_minimum(problem, params)[None]
+    lstar = problem.losses(xstar, params)[0].numpy()
+    shown = [pareto]
+    if result is not None:
+        shown.append(result.losses[np.isfinite(result.losses).all(-1)])
+    span = np.maximum(np.ptp(np.vstack(shown), axis=0), 1e-12)
+    for group in groups:
+        for i in group.lanes:
+            draw_path(ax, result.losses[:, i, :], group.method, span)
+    _marker(ax, lstar, GLOBAL_MIN_STYLE, size=9, zorder=6)
+    ax.set_box_aspect(1)
+    ax.set_xlabel(r"$L_1$")
+    ax.set_ylabel(r"$L_2$")
+    ax.set_title("loss space: Pareto front" + (" and trajectories" if groups else ""), pad=3)
 
 
 def front(result: Result, spec: FigureSpec) -> Figure:
     """Loss space: the Pareto front, the image of the global minimum and each lane's losses."""
     config = result.config
-    problem, params = _problem(config)
+    problem, _ = _problem(config)
     _check_plane(problem)
     groups = panels(config, result)
     fig, ax, where, ncols = _single_panel(spec, 3 + len(groups), 2)
-    pareto = geometry.pareto_set(problem, params).front.numpy()
-    ax.plot(pareto[:, 0], pareto[:, 1], color=PARETO_COLOR, lw=1.6, zorder=2, solid_capstyle="round")
-    xstar = torch.as_tensor(result.global_min, dtype=torch.float64)[None]
-    lstar = problem.losses(xstar, params)[0].numpy()
-    finite = result.losses[np.isfinite(result.losses).all(-1)]
-    span = np.maximum(np.ptp(np.vstack([finite, pareto]), axis=0), 1e-12)
-    extra = []
-    for group in groups:
-        for i in group.lanes:
-            draw_path(ax, result.losses[:, i, :], group.method, span)
-        extra.append(method_handle(group.method, group.title))
-    _marker(ax, lstar, GLOBAL_MIN_STYLE, size=9, zorder=6)
-    ax.set_box_aspect(1)
-    ax.set_xlabel(r"$L_1$")
-    ax.set_ylabel(r"$L_2$")
-    ax.set_title("loss space: Pareto front and trajectories", pad=3)
+    draw_front(ax, config, result, groups)
+    extra = [method_handle(group.method, group.title) for group in groups]
     _marks_legend(fig, extra, loc=where, ncols=ncols, pareto_label="Pareto front")
     return fig
 
@@ -419,17 +445,9 @@ def front(result: Result, spec: FigureSpec) -> Figure:
 
 
 def default_point(config: Config) -> tuple[float, float]:
-    """Of the starts whose task gradients conflict (<g1, g2> < 0), the one where their norms are
-    closest (largest min/max ratio, so both arrows are visible); without conflict the first start."""
+    """The regions figure's point when none is given: ``geometry.conflict_point`` of the starts."""
     problem, params = _problem(config)
-    x = torch.tensor(config.inits, dtype=torch.float64)
-    _, grads = problem.losses_and_grads(x, params)
-    conflict = (grads[:, 0] * grads[:, 1]).sum(-1) < 0
-    norms = grads.norm(dim=-1)
-    balance = norms.amin(-1) / norms.amax(-1).clamp_min(1e-300)
-    score = torch.where(conflict, balance, -1.0)
-    i = int(torch.argmax(score)) if bool(conflict.any()) else 0
-    return tuple(float(v) for v in config.inits[i])
+    return tuple(float(v) for v in geometry.conflict_point(problem, params, config.inits))
 
 
 @dataclass(frozen=True)
@@ -457,6 +475,11 @@ def directions_at(config: Config, point: tuple[float, float]) -> tuple[np.ndarra
         fired = tuple(sorted(name for name, value in step.flags.items() if bool(value[0])))
         out.append(Direction(entry.name, group.title, step.direction[0].numpy(), fired))
     return grads[0].numpy(), out
+
+
+#: The methods whose c defines CAGrad's ball and ConicGrad's cone (a region is drawn with their c).
+BALL_METHODS = ("cagrad",)
+CONE_METHODS = ("conicgrad", "conicgrad_exact")
 
 
 def region_c(config: Config, methods: tuple[str, ...], given: float | None, fallback: float) -> float:
@@ -512,8 +535,8 @@ def regions(config: Config, spec: FigureSpec) -> Figure:
     grads, dirs = directions_at(config, point)
     g0 = grads.mean(0)
     n0 = float(np.linalg.norm(g0))
-    ball_c = region_c(config, ("cagrad",), spec.ball_c, 0.5)
-    cone_c = region_c(config, ("conicgrad", "conicgrad_exact"), spec.cone_c, 0.5)
+    ball_c = region_c(config, BALL_METHODS, spec.ball_c, 0.5)
+    cone_c = region_c(config, CONE_METHODS, spec.cone_c, 0.5)
     # The view: a square around everything drawn (the origin, the arrows, the ball, the arc).
     shown = [
         np.zeros(2),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import EPS, Tensor
+from .base import EPS, ParamSpec, StepInput, Tensor
 
 
 def combine(weights: Tensor, grads: Tensor) -> Tensor:
@@ -104,3 +104,21 @@ def conflicting_beyond_rounding(grads: Tensor, d: Tensor) -> Tensor:
     inner = (grads @ d.unsqueeze(-1)).squeeze(-1)
     slack = eps**0.5 * norms * norms.amax(-1, keepdim=True) + 1e-6 * norms * d.norm(dim=-1, keepdim=True)
     return (inner < -slack).any(-1)
+
+
+#: Which losses a loss-based weighting (SI, UW, DWA) reads: the sane l - l* (positive on the toy,
+#: whose losses are negative in the valleys) or the raw l, as the Nash-MTL and FAMO code bases do.
+LOSS_SHIFT = ParamSpec(
+    "loss_shift",
+    "lower_bound",
+    "lower_bound: the losses minus their lower bounds l* (positive on the toy); none: the raw losses, "
+    "as the Nash-MTL/FAMO code bases take them (logs and ratios of negative losses; a non-finite "
+    "value stops the lane)",
+    kind="choice",
+    choices=("lower_bound", "none"),
+)
+
+
+def task_losses(inp: StepInput, params) -> Tensor:
+    """(B, K) the losses the method reads under its ``loss_shift``: l - l*, or the raw l."""
+    return inp.losses - inp.lower_bounds if params["loss_shift"] == "lower_bound" else inp.losses

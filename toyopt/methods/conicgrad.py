@@ -120,7 +120,7 @@ def step(inp: StepInput, state, params) -> MethodOutput:
 
 SPEC = MethodSpec(
     name="conicgrad",
-    label="ConicGrad",
+    label="ConicGrad, paper pipeline (reconstructed)",
     paper="Hassanpour et al. 2025, arXiv 2502.00217 (pipeline reconstructed: no equations or code found)",
     summary="Cone-constrained dual weights by softmax-SGD, d by Sherman-Morrison-Woodbury, ||d|| = ||g0||.",
     step=step,

@@ -237,7 +237,7 @@ def step(inp: StepInput, state, params) -> MethodOutput:
 
 SPEC = MethodSpec(
     name="conicgrad_exact",
-    label="ConicGrad (exact)",
+    label="ConicGrad, exact cone solution",
     paper="Hassanpour et al. 2025, arXiv 2502.00217 (problem as stated; exact solution derived here)",
     summary="Best worst-case task improvement over directions within arccos(c) of g0, ||d|| = ||g0||.",
     step=step,

@@ -16,9 +16,12 @@ g_i is task i's gradient, l_i its loss, l*_i its lower bound, T the temperature,
 of tasks.
 
 ``loss_shift`` "lower_bound" uses L = l - l* (ratios need positive losses, the toy's are
-negative); "none" uses the raw losses as the published code does. Whenever a window mean is
-<= 0 the ratio is meaningless and ``nonpositive_ratio`` is raised; a window mean of 0 is
-replaced by a tiny number of the same scale so the ratio stays finite.
+negative); there a window mean of 0 is replaced by a tiny number of the same scale and the
+softmax is max-shifted, so the weights stay finite. "none" uses the raw losses and evaluates
+the formula exactly as the published code does, K exp(r_i / T) / sum_j exp(r_j / T) with no
+guard: a window mean crossing 0 gives a huge ratio, exp overflows (past r / T = 88.7 in
+float32, 709.8 in float64) and the weights become NaN, which stops the lane. Whenever a window
+mean is <= 0 the ratio is meaningless and ``nonpositive_ratio`` is raised.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import NamedTuple
 
 import torch
 
-from ._common import combine, softmax
+from ._common import LOSS_SHIFT, combine, softmax, task_losses
 from .base import EPS, MethodOutput, MethodSpec, ParamSpec, ReferenceCase, StepInput, Tensor
 
 
@@ -44,16 +47,19 @@ def init(B, K, D, params, dtype) -> State:
 def step(inp: StepInput, state: State, params) -> MethodOutput:
     window = params["window"]
     K = inp.grads.shape[1]
-    losses = inp.losses - inp.lower_bounds if params["loss_shift"] == "lower_bound" else inp.losses
+    losses = task_losses(inp, params)
     costs = torch.cat([state.costs[:, 1:], losses.unsqueeze(1)], dim=1)
     newer = costs[:, window:].mean(1)
     older = costs[:, :window].mean(1)
-    tiny = EPS * torch.maximum(newer.abs(), older.abs()) + torch.finfo(losses.dtype).tiny
-    safe_older = torch.where(older.abs() > tiny, older, tiny)
-    ratio = newer / safe_older
     temperature = params["temperature"].unsqueeze(-1)
+    if params["loss_shift"] == "lower_bound":
+        tiny = EPS * torch.maximum(newer.abs(), older.abs()) + torch.finfo(losses.dtype).tiny
+        scores = softmax(newer / torch.where(older.abs() > tiny, older, tiny) / temperature)
+    else:
+        exp = torch.exp(newer / older / temperature)
+        scores = exp / exp.sum(-1, keepdim=True)
     active = (state.steps > window).unsqueeze(-1)
-    lam = torch.where(active, K * softmax(ratio / temperature), torch.ones_like(ratio))
+    lam = torch.where(active, K * scores, torch.ones_like(scores))
     nonpositive = active & ((newer <= 0) | (older <= 0))
     weights = lam / K
     return MethodOutput(
@@ -84,13 +90,7 @@ SPEC = MethodSpec(
             high=1000,
             step=1,
         ),
-        ParamSpec(
-            "loss_shift",
-            "lower_bound",
-            "lower_bound: ratios of l - l* (positive on the toy); none: raw losses as the published code",
-            kind="choice",
-            choices=("lower_bound", "none"),
-        ),
+        LOSS_SHIFT,
     ),
     reads_losses=True,
     flags={

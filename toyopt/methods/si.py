@@ -3,25 +3,30 @@
 Baseline ``ScaleInvariantLinearScalarization`` of Navon et al., "Multi-Task Learning as a
 Bargaining Game", ICML 2022 (arXiv 2202.01017).
 
-    L = sum_i log(l_i - l*_i),    d = grad L = sum_i g_i / (l_i - l*_i)
+    L = sum_i log(L_i),    d = grad L = sum_i g_i / L_i,    L_i = l_i - l*_i or l_i
 
-g_i is task i's gradient, l_i its loss and l*_i its lower bound (the engine's
-``lower_bounds``). The published code takes log(l_i) directly (l* = 0), which is undefined on
-the toy's negative losses; the lower bound makes the logarithm defined. Where
-l_i - l*_i <= eps (eps = 1e-8) the shifted loss is clamped to eps and ``loss_below_bound`` is
-raised. The direction is invariant to rescaling any one loss, not to shifting it.
+g_i is task i's gradient, l_i its loss and l*_i its lower bound (the engine's ``lower_bounds``).
+``loss_shift`` "lower_bound" uses L_i = l_i - l*_i, which makes the logarithm defined on the
+toy's negative losses; where L_i <= eps (eps = 1e-8) it is clamped to eps and
+``loss_below_bound`` is raised. "none" uses L_i = l_i, as the published code does: its
+``log(l_i)`` is NaN for l_i < 0 but its backward pass still returns g_i / l_i, which reverses
+task i's gradient; L_i = 0 gives a non-finite direction, which stops the lane. The flag then
+marks every step with some l_i <= eps. The direction is invariant to rescaling any one loss,
+not to shifting it.
 """
 
 from __future__ import annotations
 
-from ._common import combine
+from ._common import LOSS_SHIFT, combine, task_losses
 from .base import EMPTY, EPS, MethodOutput, MethodSpec, ReferenceCase, StepInput
 
 
 def step(inp: StepInput, state, params) -> MethodOutput:
-    shifted = inp.losses - inp.lower_bounds
-    below = shifted <= EPS
-    weights = 1.0 / shifted.clamp_min(EPS)
+    losses = task_losses(inp, params)
+    below = losses <= EPS
+    if params["loss_shift"] == "lower_bound":
+        losses = losses.clamp_min(EPS)
+    weights = 1.0 / losses
     return MethodOutput(combine(weights, inp.grads), weights, EMPTY, {"loss_below_bound": below.any(-1)})
 
 
@@ -31,8 +36,12 @@ SPEC = MethodSpec(
     paper="Scale-invariant LS baseline of Navon et al., ICML 2022, arXiv 2202.01017",
     summary="Gradient of sum_i log(l_i - l*_i): each task weighted by 1 / its shifted loss.",
     step=step,
+    params=(LOSS_SHIFT,),
     reads_losses=True,
-    flags={"loss_below_bound": "some l_i - l*_i <= 1e-8: clamped to 1e-8 (the log is undefined there)"},
+    flags={
+        "loss_below_bound": "some loss read (l_i - l*_i, or l_i under loss_shift none) was <= 1e-8: the log "
+        "is undefined there; clamped to 1e-8 (lower_bound) or used as is, as the published code does (none)"
+    },
     guarantees=frozenset({"permutation_invariant"}),
     references=(
         ReferenceCase(

@@ -1,236 +1,50 @@
-"""Streamlit view: basin-of-attraction maps (small multiples per method, or per c of a sweep), the
-success table, the stalled regions, and the trajectory of a clicked start.
+"""View 5, basins of attraction: the sidebar's run (setup, methods and their parameters, optimizer,
+lr, steps, seed) from every start of a grid (or a random sample) over the box; each start coloured by
+where it ends, one map per method (or per c of a sweep), the success table, the stalled regions and
+the path of a clicked start.
 
-``basins_view()`` draws the whole page; the app wires it into its navigation. Runs are cached
-(per process, the last CACHE_SIZE runs) by their Config and starts; the grid size, the number of
-random starts, the step count and the number of lanes reachable from the page or the URL are
-capped (``toyopt.outcomes.APP_MAX_*``). URL parameters (all optional): ``basins.setup``,
-``basins.methods`` (comma list), ``basins.grid`` or ``basins.random`` (+ ``basins.seed``),
-``basins.steps``, ``basins.sweep`` (1: sweep c); an invalid one keeps its default and is listed
-in an error (``request_from_query``). A Run estimated above SLOW_SECONDS waits for "Run anyway".
+The view adds only the layout of the starts and the c sweep, both app values (ui/state), so a link
+brings the maps back. The run goes through the app's one slow-run gate and run cache
+(``runs.gated_run``); the grid size, the number of random starts and the lanes are capped
+(``toyopt.outcomes.APP_MAX_*``).
 """
 
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
 
-from .. import budget
-from ..config import Config, short_names, short_repr
-from ..engine import Result, run
+from .. import geometry
+from ..config import Config
+from ..engine import Result
 from ..methods import METHODS
 from ..outcomes import (
     APP_MAX_GRID,
     APP_MAX_LANES,
     APP_MAX_RANDOM,
-    APP_MAX_STEPS,
     C_SWEEP,
     CATEGORIES,
     CATEGORY_HELP,
     Outcomes,
     Starts,
     basin_config,
+    classify,
     outcomes_csv,
     outcomes_json,
-    run_basins,
     success_table,
     with_param_sweep,
 )
 from ..problems import get_problem
-from ..setups import DEFAULT_SETUP, SETUPS, get_setup
-from . import runs
-from .state import BASINS_PREFIX, escape_markdown
+from . import controls, runs
 
-CACHE_SIZE = 6
 TRAJECTORY_POINTS = 1500
-#: The page's default grid side (the core's is 100): 40^2 starts run in about a minute.
-DEFAULT_GRID = 40
-DEFAULT_RANDOM = 1000
-#: A Run estimated longer than this waits for a second click ("Run anyway").
-SLOW_SECONDS = 30.0
-
-
-@dataclass(frozen=True)
-class BasinRequest:
-    """What the page asks for, as plain values (from the widgets or the URL)."""
-
-    setup: str = DEFAULT_SETUP
-    methods: tuple[str, ...] = ()
-    kind: str = "grid"
-    n: int = DEFAULT_GRID
-    seed: int = 0
-    steps: int | None = None
-    sweep_c: bool = False
-
-    def validated(self) -> BasinRequest:
-        setup = get_setup(self.setup)
-        methods = tuple(self.methods) or tuple(m for m in setup.methods if m in METHODS)
-        unknown = [m for m in methods if m not in METHODS]
-        if unknown:
-            raise ValueError(f"unknown method(s) {unknown}; allowed: {sorted(METHODS)}")
-        if self.kind not in ("grid", "random"):
-            raise ValueError("starts must be 'grid' or 'random'")
-        cap = APP_MAX_GRID if self.kind == "grid" else APP_MAX_RANDOM
-        if not (2 if self.kind == "grid" else 1) <= self.n <= cap:
-            raise ValueError(
-                f"the {'grid side' if self.kind == 'grid' else 'number of starts'} is capped at {cap}"
-            )
-        steps = setup.steps if self.steps is None else self.steps
-        if not 1 <= steps <= APP_MAX_STEPS:
-            raise ValueError(f"steps must be in [1, {APP_MAX_STEPS}]")
-        return replace(self, methods=methods, steps=steps)
-
-    def build(self) -> tuple[Config, Starts]:
-        """The basin Config and starts; raises ValueError above the page's lane cap."""
-        req = self.validated()
-        setup = get_setup(req.setup)
-        config = setup.config(list(req.methods), steps=req.steps, seed=req.seed, inits=((0.0, 0.0),))
-        if req.sweep_c:
-            config = with_param_sweep(config, "c", C_SWEEP)
-        box = tuple(tuple(r) for r in get_problem(config.problem).box)
-        starts = Starts(req.kind, req.n, box, req.seed).validated(APP_MAX_GRID, APP_MAX_RANDOM)
-        lanes = starts.count * sum(len(m.grid()) for m in config.methods)
-        if lanes > APP_MAX_LANES:
-            raise ValueError(
-                f"{lanes} lanes (starts x methods x swept values); the page runs at most {APP_MAX_LANES}: "
-                "use a smaller grid, fewer methods or the CLI"
-            )
-        config = basin_config(config, starts)
-        budget.check(config)
-        return config, starts
-
-    def to_query(self) -> dict[str, str]:
-        q = {
-            "basins.setup": self.setup,
-            "basins.methods": ",".join(self.methods),
-            "basins.seed": str(self.seed),
-        }
-        q["basins.grid" if self.kind == "grid" else "basins.random"] = str(self.n)
-        if self.steps is not None:
-            q["basins.steps"] = str(self.steps)
-        if self.sweep_c:
-            q["basins.sweep"] = "1"
-        return q
-
-
-#: The basins.* URL parameters request_from_query understands.
-QUERY_KEYS = (
-    "basins.setup",
-    "basins.methods",
-    "basins.grid",
-    "basins.random",
-    "basins.seed",
-    "basins.steps",
-    "basins.sweep",
-)
-MAX_SEED = 2**31 - 1
-
-
-def request_from_query(query) -> tuple[BasinRequest, list[str]]:
-    """A request from URL parameters, and the list of problems found: every malformed or
-    out-of-range parameter (and every unknown ``basins.*`` one) keeps its default and gives one
-    message naming it and its allowed values, so a link never fails to open the page. Other
-    parameters (the rest of the app's) are ignored."""
-    errors: list[str] = []
-
-    def text(key: str) -> str:
-        raw = query[key]
-        raw = raw[-1] if isinstance(raw, (list, tuple)) and raw else raw
-        return raw.strip() if isinstance(raw, str) else repr(raw)
-
-    def integer(key: str, low: int, high: int, default):
-        if key not in query:
-            return default
-        raw = text(key)
-        if raw.isascii() and raw.isdigit() and len(raw) <= 19 and low <= int(raw) <= high:
-            return int(raw)
-        errors.append(f"{key} must be an integer in [{low}, {high}], got {short_repr(raw)}")
-        return default
-
-    for key in query:
-        if isinstance(key, str) and key.startswith(BASINS_PREFIX) and key not in QUERY_KEYS:
-            errors.append(f"{key if len(key) <= 40 else key[:37] + '...'}: unknown parameter")
-    setup = DEFAULT_SETUP
-    if "basins.setup" in query:
-        if text("basins.setup") in SETUPS:
-            setup = text("basins.setup")
-        else:
-            errors.append(
-                f"basins.setup must be one of {sorted(SETUPS)}, got {short_repr(text('basins.setup'))}"
-            )
-    methods: tuple[str, ...] = ()
-    if "basins.methods" in query:
-        names = tuple(dict.fromkeys(n.strip() for n in text("basins.methods").split(",") if n.strip()))
-        unknown = [n for n in names if n not in METHODS]
-        if unknown:
-            errors.append(f"basins.methods: unknown {short_names(unknown)}; allowed: {sorted(METHODS)}")
-        else:
-            methods = names  # empty: the setup's methods
-    kind = "random" if "basins.random" in query and "basins.grid" not in query else "grid"
-    if "basins.random" in query and "basins.grid" in query:
-        errors.append("basins.random: give basins.grid or basins.random, not both (the grid is used)")
-    if kind == "grid":
-        n = integer("basins.grid", 2, APP_MAX_GRID, DEFAULT_GRID)
-    else:
-        n = integer("basins.random", 1, APP_MAX_RANDOM, DEFAULT_RANDOM)
-    steps = integer("basins.steps", 1, APP_MAX_STEPS, None)
-    seed = integer("basins.seed", 0, MAX_SEED, 0)
-    sweep = False
-    if "basins.sweep" in query:
-        if text("basins.sweep") in ("0", "1"):
-            sweep = text("basins.sweep") == "1"
-        else:
-            errors.append(f"basins.sweep must be 0 or 1, got {short_repr(text('basins.sweep'))}")
-    return BasinRequest(setup, methods, kind, n, seed, steps, sweep), errors
-
-
-# -- cached runs ---------------------------------------------------------------------------------
-
-
-def _cache() -> OrderedDict:
-    import streamlit as st
-
-    @st.cache_resource
-    def store() -> OrderedDict:
-        return OrderedDict()
-
-    return store()
-
-
-def _remember(key: str, compute):
-    cache = _cache()
-    if key in cache:
-        cache.move_to_end(key)
-        return cache[key]
-    value = compute()
-    cache[key] = value
-    while len(cache) > CACHE_SIZE:
-        cache.popitem(last=False)
-    return value
-
-
-def cached_basins(config: Config, starts: Starts, progress=None) -> Outcomes:
-    return _remember(_key(config, starts), lambda: run_basins(config, starts, progress=progress)[0])
-
-
-def trajectory(outcomes: Outcomes, lane: int) -> Result:
-    """The full path of one lane of a basin run (same method values, the start alone)."""
-    series = next(s for s in outcomes.series if lane in set(s.lanes.tolist()))
-    entry = outcomes.config.methods[series.entry]
-    fixed = replace(entry, params={k: series.params[k] for k in entry.params})
-    config = replace(
-        outcomes.config,
-        methods=(fixed,),
-        inits=(tuple(outcomes.init[lane]),),
-        record_every=max(1, outcomes.config.steps // TRAJECTORY_POINTS),
-    ).validated()
-    return _remember("trajectory:" + config.to_json(), lambda: run(config))
-
-
-# -- plotly builders ----------------------------------------------------------------------------
+MAPS_PER_ROW = 4
+MAP_SIZE = 300
 
 COLORS = {
     "global_min": "#009E73",
@@ -241,8 +55,56 @@ COLORS = {
 }
 
 
+def sweepable(values: dict[str, Any]) -> list[str]:
+    """The selected methods whose c the app runs as a grid (the ones a c sweep applies to)."""
+    return [m for m in values["methods"] if runs.grid_spec(m) is not None]
+
+
+def run_config(values: dict[str, Any]) -> tuple[Config, Starts]:
+    """The basin run of ``values``: the sidebar's config (each parameter at its chosen value, or c
+    over C_SWEEP), started from the view's starts. Raises ValueError above the page's lane cap."""
+    config = runs.build_config(values, grids=False)
+    if values["basin_sweep"] and sweepable(values):
+        config = with_param_sweep(config, "c", C_SWEEP)
+    kind = values["basin_starts"]
+    n = values["basin_grid"] if kind == "grid" else values["basin_random"]
+    box = tuple(tuple(r) for r in get_problem(config.problem).box)
+    starts = Starts(kind, n, box, values["seed"]).validated(APP_MAX_GRID, APP_MAX_RANDOM)
+    lanes = starts.count * sum(len(m.grid()) for m in config.methods)
+    if lanes > APP_MAX_LANES:
+        raise ValueError(
+            f"{lanes} lanes (starts x methods x swept values); the page runs at most {APP_MAX_LANES}: "
+            "use a smaller grid, fewer methods or the CLI"
+        )
+    return basin_config(config, starts), starts
+
+
+@st.cache_data(max_entries=runs.CACHE_ENTRIES, show_spinner="Classifying the end points...")
+def classified(config_json: str, _result: Result, _starts: Starts) -> Outcomes:
+    """``classify`` of the run ``_result`` of ``config_json`` from ``_starts``, cached by the config
+    (which lists every start)."""
+    return classify(_result, _starts)
+
+
+def trajectory(outcomes: Outcomes, lane: int) -> Result:
+    """The full path of one lane of a basin run (same method values, the start alone), from the
+    app's run cache."""
+    series = next(s for s in outcomes.series if lane in set(s.lanes.tolist()))
+    entry = outcomes.config.methods[series.entry]
+    fixed = replace(entry, params={k: series.params[k] for k in entry.params})
+    config = replace(
+        outcomes.config,
+        methods=(fixed,),
+        inits=(tuple(outcomes.init[lane]),),
+        record_every=max(1, outcomes.config.steps // TRAJECTORY_POINTS),
+    ).validated()
+    return runs.cached_run(config.to_json())
+
+
+# -- plotly builders ----------------------------------------------------------------------------
+
+
 def _contour_trace(config: Config, n: int = 120):
-    import plotly.graph_objects as go
     import torch
 
     problem = get_problem(config.problem)
@@ -265,37 +127,33 @@ def _contour_trace(config: Config, n: int = 120):
     )
 
 
-def map_figure(outcomes: Outcomes, series: int, size: int = 300, trajectory_xy: np.ndarray | None = None):
-    """One series' map: a square marker per start coloured by outcome (customdata: the lane), the
-    faint mean-loss contours, the Pareto set and the minimum."""
-    import plotly.graph_objects as go
-
-    from .. import geometry
-
+def map_figure(outcomes: Outcomes, series: int, trajectory_xy: np.ndarray | None = None) -> go.Figure:
+    """One series' map of a grid run: the cells as a heatmap coloured by outcome, over it the faint
+    mean-loss contours, the Pareto set, the minimum and a clicked start's path, and on top an
+    almost transparent layer of the starts that makes the cells clickable (customdata: the lane).
+    No WebGL: it is drawn above every SVG trace and hid the marks; and a click must select a start
+    (plotly's default drag mode; in "select" mode a click only clears the selection)."""
     problem = get_problem(outcomes.config.problem)
     (a, b), (c, d) = problem.box
     s = outcomes.series[series]
-    cat = outcomes.category[s.lanes]
-    n = outcomes.starts.n if outcomes.starts is not None and outcomes.starts.kind == "grid" else 0
-    marker_px = max(2.0, (size - 40) / n) if n else 5.0
-    fig = go.Figure()
-    for k in CATEGORIES:
-        sel = cat == k
-        if not sel.any():
-            continue
-        lanes = s.lanes[sel]
-        fig.add_trace(
-            go.Scattergl(
-                x=outcomes.init[lanes, 0],
-                y=outcomes.init[lanes, 1],
-                mode="markers",
-                name=k,
-                customdata=lanes,
-                showlegend=False,
-                marker={"symbol": "square", "size": marker_px, "color": COLORS[k], "line": {"width": 0}},
-                hovertemplate=f"{k}<br>start (%{{x:.2f}}, %{{y:.2f}})<br>lane %{{customdata}}<extra></extra>",
-            )
+    n = outcomes.starts.n
+    codes = np.array([CATEGORIES.index(k) for k in outcomes.category[s.lanes]]).reshape(n, n)
+    cells = outcomes.init[s.lanes]
+    k = len(CATEGORIES)
+    scale = [[edge / k, COLORS[name]] for i, name in enumerate(CATEGORIES) for edge in (i, i + 1)]
+    fig = go.Figure(
+        go.Heatmap(
+            x=cells[:n, 0],
+            y=cells[::n, 1],
+            z=codes,
+            zmin=-0.5,
+            zmax=k - 0.5,
+            colorscale=scale,
+            showscale=False,
+            hoverinfo="skip",
+            name="outcome",
         )
+    )
     fig.add_trace(_contour_trace(outcomes.config))
     pareto = geometry.pareto_set(problem, dict(outcomes.config.problem_params)).points.numpy()
     fig.add_trace(
@@ -305,7 +163,7 @@ def map_figure(outcomes: Outcomes, series: int, size: int = 300, trajectory_xy: 
             mode="lines",
             line={"color": "#cccccc"},
             hoverinfo="skip",
-            showlegend=False,
+            name="Pareto set",
         )
     )
     fig.add_trace(
@@ -315,7 +173,7 @@ def map_figure(outcomes: Outcomes, series: int, size: int = 300, trajectory_xy: 
             mode="markers",
             marker={"symbol": "star", "size": 12, "color": "white", "line": {"width": 1}},
             hoverinfo="skip",
-            showlegend=False,
+            name="global minimum",
         )
     )
     if trajectory_xy is not None:
@@ -326,18 +184,28 @@ def map_figure(outcomes: Outcomes, series: int, size: int = 300, trajectory_xy: 
                 mode="lines",
                 line={"color": "white", "width": 2},
                 hoverinfo="skip",
-                showlegend=False,
+                name="path of the clicked start",
             )
         )
+    fig.add_trace(
+        go.Scatter(
+            x=cells[:, 0],
+            y=cells[:, 1],
+            mode="markers",
+            customdata=s.lanes,
+            text=outcomes.category[s.lanes],
+            marker={"symbol": "square", "size": max(2.0, (MAP_SIZE - 40) / n), "color": "rgba(0,0,0,0.01)"},
+            hovertemplate="%{text}<br>start (%{x:.2f}, %{y:.2f})<extra></extra>",
+            name="starts",
+        )
+    )
     fig.update_layout(
-        width=size,
-        height=size,
+        width=MAP_SIZE,
+        height=MAP_SIZE,
         margin={"l": 30, "r": 5, "t": 30, "b": 25},
         title={"text": s.label, "font": {"size": 12}},
         xaxis={"range": [a, b], "constrain": "domain"},
-        yaxis={"range": [c, d], "scaleanchor": "x"},
-        clickmode="event+select",
-        dragmode="select",
+        yaxis={"range": [c, d], "scaleanchor": "x", "constrain": "domain"},
         showlegend=False,
     )
     return fig
@@ -354,7 +222,7 @@ def table_rows(outcomes: Outcomes) -> list[dict]:
             lo, hi = r["global_min_ci95"]
             row["global_min 95% CI"] = f"{lo:.1%}-{hi:.1%}"
         for k in ("median_steps_global_min", "median_steps_pareto_set"):
-            row[k] = "-" if r[k] is None else int(r[k])
+            row[k] = None if r[k] is None else int(r[k])
         row["stalled regions"] = r["stalled_regions"]
         rows.append(row)
     return rows
@@ -363,157 +231,85 @@ def table_rows(outcomes: Outcomes) -> list[dict]:
 # -- the page ------------------------------------------------------------------------------------
 
 
-def _controls(st, initial: BasinRequest) -> tuple[BasinRequest, bool]:
-    setups = sorted(SETUPS)
-    cols = st.columns(4)
-    setup = cols[0].selectbox("Setup", setups, index=setups.index(initial.setup), key="basins_setup")
-    available = sorted(METHODS)
-    default = [m for m in (initial.methods or get_setup(setup).methods) if m in METHODS]
-    methods = cols[1].multiselect("Methods", available, default=default, key="basins_methods")
-    kind = cols[2].radio(
-        "Starts",
-        ["grid", "random"],
-        index=0 if initial.kind == "grid" else 1,
-        horizontal=True,
-        key="basins_kind",
-    )
-    if kind == "grid":
-        n = cols[3].number_input(
-            f"Grid side (max {APP_MAX_GRID})",
-            2,
-            APP_MAX_GRID,
-            initial.n if initial.kind == "grid" else DEFAULT_GRID,
-            key="basins_grid",
-        )
-        seed = initial.seed
-    else:
-        n = cols[3].number_input(
-            f"Random starts (max {APP_MAX_RANDOM})",
-            1,
-            APP_MAX_RANDOM,
-            initial.n if initial.kind == "random" else DEFAULT_RANDOM,
-            key="basins_random",
-        )
-        seed = cols[3].number_input("Seed", 0, MAX_SEED, initial.seed, key="basins_seed")
+def _controls(values: dict[str, Any]) -> None:
+    """How the starts are laid out and whether c is swept; the rest is the sidebar's."""
     cols = st.columns(3)
-    steps = cols[0].number_input(
-        f"Steps (max {APP_MAX_STEPS})",
-        1,
-        APP_MAX_STEPS,
-        initial.steps or get_setup(setup).steps,
-        key="basins_steps",
+    controls.bound(
+        st.segmented_control,
+        "basin_starts",
+        "Starts",
+        values,
+        cols[0],
+        options=["grid", "random"],
+        format_func={"grid": "grid over the box", "random": "random in the box"}.get,
+        required=True,
     )
-    sweepable = [m for m in methods if any(p.name == "c" and p.kind == "float" for p in METHODS[m].params)]
-    sweep = cols[1].checkbox(
-        f"Sweep c = {C_SWEEP[0]}..{C_SWEEP[-1]} for {', '.join(sweepable) or '(none)'}",
-        value=initial.sweep_c and bool(sweepable),
-        disabled=not sweepable,
-        key="basins_sweep",
+    if (values["basin_starts"] or "grid") == "grid":
+        controls.bound(
+            st.number_input,
+            "basin_grid",
+            f"Grid side (max {APP_MAX_GRID})",
+            values,
+            cols[1],
+            min_value=2,
+            max_value=APP_MAX_GRID,
+        )
+    else:
+        controls.bound(
+            st.number_input,
+            "basin_random",
+            f"Random starts (max {APP_MAX_RANDOM})",
+            values,
+            cols[1],
+            min_value=1,
+            max_value=APP_MAX_RANDOM,
+        )
+    labels = [METHODS[m].label for m in sweepable(values)]
+    controls.bound(
+        st.checkbox,
+        "basin_sweep",
+        f"Sweep c = {C_SWEEP[0]}..{C_SWEEP[-1]} for {', '.join(labels) or '(no selected method has c)'}",
+        values,
+        cols[2],
+        disabled=not labels,
     )
-    go = cols[2].button("Run", type="primary", key="basins_run")
-    req = BasinRequest(setup, tuple(methods), kind, int(n), int(seed), int(steps), bool(sweep and sweepable))
-    return req, go
 
 
-def basins_view(slow_seconds: float = SLOW_SECONDS) -> None:
-    """The basins page: controls, progress bar, maps (click a start for its path), table, exports.
-
-    Invalid ``basins.*`` link parameters are listed in one error (their defaults are used). A Run
-    is first estimated (``toyopt.budget.estimated_seconds``, from the config alone); one estimated
-    above ``slow_seconds`` waits for a second click ("Run anyway")."""
-    import streamlit as st
-
-    st.header("Basins of attraction")
+def view(values: dict[str, Any]) -> None:
+    """The basins page: its two controls, then (through the slow-run gate) maps, table, exports."""
     st.caption(
-        "Every start of a grid over the box runs the method; its cell is coloured by where it ends. "
+        "Every start of a grid over the box runs the sidebar's methods with their parameters, optimizer, "
+        "lr, steps and seed; its cell is coloured by where it ends. "
         + "; ".join(f"**{k}**: {v}" for k, v in CATEGORY_HELP.items())
     )
-    from_url, url_errors = request_from_query(st.query_params.to_dict())
-    url_box = st.empty()
-    if url_errors:
-        url_box.error(
-            "Ignored invalid basins link parameters (their defaults are used instead): "
-            + escape_markdown("; ".join(url_errors))
-        )
-    initial = st.session_state.get("basins_request") or from_url
-    req, go = _controls(st, initial)
-    pending = st.session_state.get("basins_pending")
-    if pending is not None and pending[0] != req:  # the controls changed since the estimate
-        st.session_state.pop("basins_pending", None)
-        pending = None
-    if go or pending is not None:
-        if not req.methods:
-            st.error("choose at least one method")
-            return
-        try:
-            config, starts = req.build()
-        except ValueError as exc:
-            st.error(str(exc))
-            return
-        if go:
-            seconds = 0.0 if _is_cached(config, starts) else _estimate(st, config)
-            pending = (req, seconds) if seconds > slow_seconds else None
-            st.session_state["basins_pending"] = pending
-        if pending is None or _confirmed(st, config, pending[1]):
-            st.session_state.pop("basins_pending", None)
-            _run(st, req, config, starts)
-            url_box.empty()  # the link now holds this run's request only
-    outcomes: Outcomes | None = st.session_state.get("basins_outcomes")
-    if outcomes is None:
-        if st.session_state.get("basins_pending") is None:
-            st.info("Choose methods and a grid, then press Run.")
+    _controls(values)
+    values["basin_starts"] = values["basin_starts"] or "grid"
+    try:
+        config, starts = run_config(values)
+    except ValueError as exc:
+        st.error(str(exc))
         return
-    _show(st, outcomes)
+    result = runs.gated_run(config)
+    if result is None:
+        return
+    outcomes = classified(config.to_json(), result, starts)
+    _show(outcomes)
 
 
-def _is_cached(config: Config, starts: Starts) -> bool:
-    return _key(config, starts) in _cache()
+def clicked_lane(outcomes: Outcomes, series: int, event: Any) -> int | None:
+    """The lane of the start nearest to a clicked point of a map (the selection event's x, y)."""
+    selection = (event or {}).get("selection", {}) if event else {}
+    points = [p for p in selection.get("points", []) if "x" in p and "y" in p]
+    if not points:
+        return None
+    lanes = outcomes.series[series].lanes
+    gap = np.linalg.norm(outcomes.init[lanes] - [points[0]["x"], points[0]["y"]], axis=1)
+    return int(lanes[int(np.argmin(gap))])
 
 
-def _key(config: Config, starts: Starts) -> str:
-    return "basins:" + config.to_json() + repr(starts.to_dict())
-
-
-def _estimate(st, config: Config) -> float:
-    estimates = st.session_state.setdefault("basins_estimates", {})
-    key = config.to_json()
-    if key not in estimates:
-        estimates[key] = budget.estimated_seconds(config)
-    return estimates[key]
-
-
-def _confirmed(st, config: Config, seconds: float) -> bool:
-    lanes = len(config.inits) * sum(len(m.grid()) for m in config.methods)
-    box = st.empty()
-    with box.container():
-        st.warning(
-            f"This run would take roughly {seconds:.0f} s ({lanes} lanes x {config.steps} steps). "
-            "Use a smaller grid, fewer steps or fewer methods, or run it anyway."
-        )
-        clicked = st.button(f"Run anyway (~{seconds:.0f} s)", key="basins_run_anyway")
-    if clicked:
-        box.empty()
-    return clicked
-
-
-def _run(st, req: BasinRequest, config: Config, starts: Starts) -> None:
-    bar = st.progress(0.0, text="running the grid")
-    outcomes = cached_basins(config, starts, progress=runs.progress_reporter(bar, "running the grid"))
-    bar.empty()
-    st.session_state["basins_request"] = req
-    st.session_state["basins_key"] = (config.to_json(), repr(starts.to_dict()))
-    st.session_state["basins_outcomes"] = outcomes
-    st.session_state.pop("basins_clicked", None)
-    st.session_state.pop("basins_figs", None)
-    for key in [k for k in st.query_params if k.startswith(BASINS_PREFIX)]:
-        del st.query_params[key]  # stale ones (e.g. basins.random after a grid run) included
-    for key, value in req.to_query().items():
-        st.query_params[key] = value
-
-
-def _show(st, outcomes: Outcomes) -> None:
+def _show(outcomes: Outcomes) -> None:
     st.subheader("Success rates")
-    st.dataframe(table_rows(outcomes), use_container_width=True, hide_index=True)
+    st.dataframe(table_rows(outcomes), width="stretch", hide_index=True)
     if outcomes.regions:
         st.caption(
             "Stalled regions (shared by all maps): " + "; ".join(r.describe() for r in outcomes.regions[:8])
@@ -523,21 +319,24 @@ def _show(st, outcomes: Outcomes) -> None:
         f"moving = moved at least {outcomes.stall_tol:.3g} over the last {outcomes.window} steps"
     )
     if outcomes.starts is None or outcomes.starts.kind != "grid":
+        _downloads(outcomes)
         return
     labels = [s.label for s in outcomes.series]
     shown = st.multiselect("Maps", labels, default=labels[:8], key="basins_shown")
     st.markdown(
         "Colours: "
         + " ".join(f"<span style='color:{COLORS[k]}'>&#9632;</span> {k}" for k in CATEGORIES)
-        + "; white star: the global minimum; grey line: the Pareto set. Click a cell for its path.",
+        + "; white star: the global minimum; grey line: the Pareto set; faint lines: contours of the mean "
+        "loss. Click a cell for its path.",
         unsafe_allow_html=True,
     )
     clicked = st.session_state.get("basins_clicked")
-    per_row = 4
+    if clicked is not None and clicked[2] != outcomes.config.to_json():
+        clicked = None  # a click on the maps of another run
     chosen = [labels.index(x) for x in shown]
-    for start in range(0, len(chosen), per_row):
-        cols = st.columns(per_row)
-        for col, k in zip(cols, chosen[start : start + per_row]):
+    for start in range(0, len(chosen), MAPS_PER_ROW):
+        cols = st.columns(MAPS_PER_ROW)
+        for col, k in zip(cols, chosen[start : start + MAPS_PER_ROW]):
             path = None
             if clicked is not None and clicked[0] == k:
                 path = trajectory(outcomes, clicked[1]).x[:, 0, :2]
@@ -547,15 +346,13 @@ def _show(st, outcomes: Outcomes) -> None:
                 selection_mode=("points",),
                 key=f"basins_map_{k}",
             )
-            points = (event or {}).get("selection", {}).get("points", []) if event else []
-            lanes = [p.get("customdata") for p in points if p.get("customdata") is not None]
-            if lanes:
-                lane = int(lanes[0][0] if isinstance(lanes[0], list) else lanes[0])
-                if clicked != (k, lane):
-                    st.session_state["basins_clicked"] = (k, lane)
+            lane = clicked_lane(outcomes, k, event)
+            if lane is not None:
+                if clicked is None or clicked[:2] != (k, lane):
+                    st.session_state["basins_clicked"] = (k, lane, outcomes.config.to_json())
                     st.rerun()
     if clicked is not None:
-        k, lane = clicked
+        k, lane, _ = clicked
         st.markdown(
             f"**Start ({outcomes.init[lane][0]:.2f}, {outcomes.init[lane][1]:.2f})**, "
             f"{outcomes.series[k].label}: {outcomes.category[lane]}"
@@ -563,10 +360,10 @@ def _show(st, outcomes: Outcomes) -> None:
             + (f", {outcomes.kind[lane]}" if outcomes.kind[lane] else "")
             + f"; ends at ({outcomes.final[lane][0]:.3f}, {outcomes.final[lane][1]:.3f})"
         )
-    _downloads(st, outcomes)
+    _downloads(outcomes)
 
 
-def _downloads(st, outcomes: Outcomes) -> None:
+def _downloads(outcomes: Outcomes) -> None:
     from ..figures.basins import basin_maps_figure, save_basin_figure
 
     cols = st.columns(5)
@@ -574,13 +371,16 @@ def _downloads(st, outcomes: Outcomes) -> None:
     cols[1].download_button(
         "JSON", outcomes_json(outcomes), "basins.json", "application/json", key="basins_json"
     )
+    key = outcomes.config.to_json()
     if cols[2].button("Prepare figure", key="basins_fig"):
         fig = basin_maps_figure(outcomes)
-        st.session_state["basins_figs"] = {
-            s: save_basin_figure(fig, f"basins{s}", outcomes) for s in (".pdf", ".svg", ".png")
-        }
-    figs = st.session_state.get("basins_figs")
-    if figs:
+        st.session_state["basins_figs"] = (
+            key,
+            {s: save_basin_figure(fig, f"basins{s}", outcomes) for s in (".pdf", ".svg", ".png")},
+        )
+    prepared = st.session_state.get("basins_figs")
+    if prepared is not None and prepared[0] == key:  # prepared for the run on screen
+        figs = prepared[1]
         cols[3].download_button("PDF", figs[".pdf"], "basins.pdf", "application/pdf", key="basins_pdf")
         cols[4].download_button("PNG", figs[".png"], "basins.png", "image/png", key="basins_png")
         st.download_button("SVG", figs[".svg"], "basins.svg", "image/svg+xml", key="basins_svg")

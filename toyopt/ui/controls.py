@@ -33,7 +33,6 @@ def session_values() -> dict[str, Any]:
 def write_url(values: dict[str, Any]) -> None:
     current = st.query_params.to_dict()
     target = state.encode(values)
-    target.update({k: v for k, v in current.items() if k.startswith(state.BASINS_PREFIX)})
     if current != target:
         st.query_params.from_dict(target)
 
@@ -147,6 +146,10 @@ def _on_setup_change() -> None:
             "g1_norm",
             "g2_norm",
             "story",
+            "basin_starts",
+            "basin_grid",
+            "basin_random",
+            "basin_sweep",
         )
     }
     fresh = state.defaults(st.session_state[widget_key("setup")])

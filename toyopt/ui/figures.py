@@ -152,6 +152,55 @@ def landscape_figure(params: dict, which: str = "mean") -> go.Figure:
     return fig
 
 
+def pareto_zoom_figure(params: dict) -> go.Figure:
+    """The Pareto set in x-space on its own x2 scale (it spans a few hundredths in x2, so on the
+    map it looks straight), with the chord between its ends for comparison."""
+    pts = _pareto(params).points.numpy()
+    gmin = global_min_of(params)
+    fig = go.Figure(
+        [
+            go.Scatter(
+                x=pts[[0, -1], 0],
+                y=pts[[0, -1], 1],
+                mode="lines",
+                name="straight line between its ends",
+                line={"color": "gray", "dash": "dot", "width": 1},
+            ),
+            go.Scatter(
+                x=pts[:, 0],
+                y=pts[:, 1],
+                mode="lines",
+                name="Pareto set",
+                line={"color": "#e6a100", "width": 3},
+            ),
+            go.Scatter(
+                x=[gmin[0]],
+                y=[gmin[1]],
+                mode="markers",
+                name="global minimum of the mean loss",
+                marker={
+                    "symbol": "star",
+                    "size": 14,
+                    "color": "gold",
+                    "line": {"color": "black", "width": 1},
+                },
+            ),
+        ]
+    )
+    pad = 0.15 * max(float(np.ptp(pts[:, 1])), 1e-9)
+    fig.update_yaxes(
+        range=[float(pts[:, 1].min()) - pad, float(pts[:, 1].max()) + pad], title_text="x2 (zoomed)"
+    )
+    fig.update_xaxes(title_text="x1")
+    fig.update_layout(
+        title=f"The Pareto set on its own x2 scale (it spans {np.ptp(pts[:, 1]):.3g} in x2)",
+        height=300,
+        legend={"orientation": "h", "y": -0.3},
+        margin={"t": 50},
+    )
+    return fig
+
+
 def surface3d_figure(params: dict, which: str = "mean") -> go.Figure:
     x1, x2, losses = loss_grid(tuple(sorted(params.items())), 81)
     z = surface_values(losses, which)
@@ -343,12 +392,17 @@ def trajectories_figure(result: Result, panels: list, layout: str = "panels") ->
             for t in _trajectory_traces(result, lane, name, color(j), k == 0 and j == 0, k == 0):
                 fig.add_trace(t, row=r, col=c)
     _square(fig, rows, cols)
-    for k in range(len(panels) - cols):  # x titles only under the bottom row
-        fig.layout[f"xaxis{'' if k == 0 else k + 1}"].title.text = None
+    for k in range(len(panels)):  # x titles only under the bottom row, x2 titles only in column 1
+        suffix = "" if k == 0 else str(k + 1)
+        if k < len(panels) - cols:
+            fig.layout[f"xaxis{suffix}"].title.text = None
+        if k % cols:
+            fig.layout[f"yaxis{suffix}"].title.text = None
+    # The legend above the panels: below them it covered the bottom row's x1 titles.
     fig.update_layout(
-        height=max(420, 400 * rows),
-        legend={"orientation": "h", "y": -0.1 / rows},
-        margin={"l": 40, "r": 20, "t": 60, "b": 40},
+        height=max(460, 400 * rows + 40),
+        legend={"orientation": "h", "y": 1.0 + 0.1 / rows, "yanchor": "bottom", "x": 0.0},
+        margin={"l": 40, "r": 20, "t": 110, "b": 40},
     )
     return fig
 
@@ -419,77 +473,96 @@ def _angle(v: np.ndarray) -> float:
     return math.atan2(v[1], v[0])
 
 
-def _wedge(center: float, half: float, radius: float, n: int = 120) -> tuple[np.ndarray, np.ndarray]:
+def _wedge(center: float, half: float, radius: float, n: int = 48) -> tuple[np.ndarray, np.ndarray]:
     t = np.linspace(center - half, center + half, n)
     return np.concatenate([[0], radius * np.cos(t), [0]]), np.concatenate([[0], radius * np.sin(t), [0]])
+
+
+def region_traces(
+    g1: np.ndarray, g2: np.ndarray, cone_c: float, ball_c: float, updates: dict, radius: float
+) -> list[dict]:
+    """The traces of gradient space, always the same number in the same order (so that animation
+    frames can replace them one by one): the dual cone, ConicGrad's cone and its arc, CAGrad's
+    ball, g1, g2, g0 and one dashed arrow per entry of ``updates`` {label: d}. A region that does
+    not exist at this point (g0 = 0, no non-conflicting direction) or a non-finite d is an empty
+    trace."""
+    g0 = (g1 + g2) / 2
+    n0 = float(np.linalg.norm(g0))
+    dual = geometry.dual_cone_arc(np.stack([g1, g2]))
+    empty = (np.zeros(0), np.zeros(0))
+    x, y = _wedge((dual[0] + dual[1]) / 2, (dual[1] - dual[0]) / 2, radius) if dual is not None else empty
+    traces = [
+        dict(
+            type="scatter",
+            x=x,
+            y=y,
+            fill="toself",
+            mode="lines",
+            line={"width": 0},
+            fillcolor="rgba(44,160,44,0.18)",
+            name="dual cone: <g_i, d> >= 0 for all i",
+        )
+    ]
+    half = geometry.cone_half_angle(cone_c)
+    x, y = _wedge(_angle(g0), half, radius) if n0 > 0 else empty
+    convex = "" if cone_c >= 0 else " (non-convex, c < 0)"
+    traces.append(
+        dict(
+            type="scatter",
+            x=x,
+            y=y,
+            fill="toself",
+            mode="lines",
+            line={"color": "#9467bd", "width": 1, "dash": "dot"},
+            fillcolor="rgba(148,103,189,0.15)",
+            name=f"ConicGrad cone cos(d, g0) >= {cone_c:g}{convex}",
+        )
+    )
+    t = np.linspace(_angle(g0) - half, _angle(g0) + half, 48)
+    traces.append(
+        dict(
+            type="scatter",
+            x=n0 * np.cos(t) if n0 > 0 else empty[0],
+            y=n0 * np.sin(t) if n0 > 0 else empty[1],
+            mode="lines",
+            line={"color": "#9467bd", "width": 3},
+            name="cone arc ||d|| = ||g0|| (ConicGrad's updates)",
+        )
+    )
+    t = np.linspace(0, 2 * math.pi, 73)
+    traces.append(
+        dict(
+            type="scatter",
+            x=g0[0] + ball_c * n0 * np.cos(t) if n0 > 0 else empty[0],
+            y=g0[1] + ball_c * n0 * np.sin(t) if n0 > 0 else empty[1],
+            fill="toself",
+            mode="lines",
+            line={"color": "#ff7f0e", "width": 2},
+            fillcolor="rgba(255,127,14,0.12)",
+            name=f"CAGrad ball ||d - g0|| <= {ball_c:g} ||g0||",
+        )
+    )
+    for label, v, col in (("g1", g1, COLORS[0]), ("g2", g2, COLORS[1]), ("g0 = (g1 + g2)/2", g0, "black")):
+        traces.append(_arrow(v, label, col, width=3))
+    for k, (label, d) in enumerate(updates.items()):
+        traces.append(_arrow(d, f"d {label}", COLORS[(k + 3) % len(COLORS)], width=2, dash="dash"))
+    return traces
+
+
+def regions_radius(vectors: list[np.ndarray], g0: np.ndarray, ball_c: float) -> float:
+    """Half the side of a square view of gradient space that holds the vectors and the ball."""
+    n0 = float(np.linalg.norm(g0))
+    return 1.25 * max(
+        [float(np.linalg.norm(v)) for v in vectors if np.all(np.isfinite(v))] + [(1 + ball_c) * n0, 1e-12]
+    )
 
 
 def regions_figure(g1: np.ndarray, g2: np.ndarray, cone_c: float, ball_c: float, updates: dict) -> go.Figure:
     """g1, g2, g0, the dual cone, CAGrad's ball, ConicGrad's cone and the updates ``updates``
     {label: d}, in gradient space (x moves along -d)."""
     g0 = (g1 + g2) / 2
-    n0 = float(np.linalg.norm(g0))
-    vectors = [g1, g2, g0, *updates.values()]
-    radius = 1.25 * max(
-        [float(np.linalg.norm(v)) for v in vectors if np.all(np.isfinite(v))] + [(1 + ball_c) * n0, 1e-12]
-    )
-    fig = go.Figure()
-    dual = geometry.dual_cone_arc(np.stack([g1, g2]))
-    if dual is not None:
-        x, y = _wedge((dual[0] + dual[1]) / 2, (dual[1] - dual[0]) / 2, radius)
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=y,
-                fill="toself",
-                mode="lines",
-                line={"width": 0},
-                fillcolor="rgba(44,160,44,0.18)",
-                name="dual cone: <g_i, d> >= 0 for all i",
-            )
-        )
-    if n0 > 0:
-        half = geometry.cone_half_angle(cone_c)
-        x, y = _wedge(_angle(g0), half, radius)
-        convex = "" if cone_c >= 0 else " (non-convex, c < 0)"
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=y,
-                fill="toself",
-                mode="lines",
-                line={"color": "#9467bd", "width": 1, "dash": "dot"},
-                fillcolor="rgba(148,103,189,0.15)",
-                name=f"ConicGrad cone cos(d, g0) >= {cone_c:g}{convex}",
-            )
-        )
-        t = np.linspace(_angle(g0) - half, _angle(g0) + half, 120)
-        fig.add_trace(
-            go.Scatter(
-                x=n0 * np.cos(t),
-                y=n0 * np.sin(t),
-                mode="lines",
-                line={"color": "#9467bd", "width": 3},
-                name="cone arc ||d|| = ||g0|| (ConicGrad's updates)",
-            )
-        )
-        t = np.linspace(0, 2 * math.pi, 160)
-        fig.add_trace(
-            go.Scatter(
-                x=g0[0] + ball_c * n0 * np.cos(t),
-                y=g0[1] + ball_c * n0 * np.sin(t),
-                fill="toself",
-                mode="lines",
-                line={"color": "#ff7f0e", "width": 2},
-                fillcolor="rgba(255,127,14,0.12)",
-                name=f"CAGrad ball ||d - g0|| <= {ball_c:g} ||g0||",
-            )
-        )
-    for label, v, col in (("g1", g1, COLORS[0]), ("g2", g2, COLORS[1]), ("g0 = (g1 + g2)/2", g0, "black")):
-        _arrow(fig, v, label, col, width=3)
-    for k, (label, d) in enumerate(updates.items()):
-        if np.all(np.isfinite(d)):
-            _arrow(fig, d, f"d {label}", COLORS[(k + 3) % len(COLORS)], width=2, dash="dash")
+    radius = regions_radius([g1, g2, g0, *updates.values()], g0, ball_c)
+    fig = go.Figure(region_traces(g1, g2, cone_c, ball_c, updates, radius))
     fig.update_xaxes(range=[-radius, radius], zeroline=True, title_text="d1")
     fig.update_yaxes(range=[-radius, radius], zeroline=True, scaleanchor="x", scaleratio=1, title_text="d2")
     fig.update_layout(
@@ -500,29 +573,138 @@ def regions_figure(g1: np.ndarray, g2: np.ndarray, cone_c: float, ball_c: float,
     return fig
 
 
-def _arrow(fig: go.Figure, v: np.ndarray, label: str, col: str, width: int, dash: str = "solid") -> None:
-    fig.add_trace(
-        go.Scatter(
-            x=[0, v[0]],
-            y=[0, v[1]],
-            mode="lines+markers",
-            name=label,
-            line={"color": col, "width": width, "dash": dash},
-            marker={"symbol": "arrow", "angleref": "previous", "size": [0, 14], "color": col},
-            hovertemplate=label + " = (%{x:.4g}, %{y:.4g})<extra></extra>",
-        )
+def _arrow(v: np.ndarray, label: str, col: str, width: int, dash: str = "solid") -> dict:
+    """An arrow from 0 to v (empty when v is not finite)."""
+    finite = bool(np.all(np.isfinite(v)))
+    return dict(
+        type="scatter",
+        x=[0, v[0]] if finite else [],
+        y=[0, v[1]] if finite else [],
+        mode="lines+markers",
+        name=label,
+        line={"color": col, "width": width, "dash": dash},
+        marker={"symbol": "arrow", "angleref": "previous", "size": [0, 14], "color": col},
+        hovertemplate=label + " = (%{x:.4g}, %{y:.4g})<extra></extra>",
     )
 
 
-def teaching_map_figure(
-    result: Result, lane: int, t: int, grads: np.ndarray, arrow_len: float = 2.5
+#: Frame duration (ms) of each play button of the teaching animation.
+PLAY_SPEEDS = {"0.5x": 240, "1x": 120, "2x": 60, "4x": 30}
+
+
+def _teaching_frame(
+    result: Result,
+    lane: int,
+    frames: np.ndarray,
+    f: int,
+    grads: np.ndarray,
+    cone_c: float,
+    ball_c: float,
+    label: str,
+    arrow_len: float,
+) -> list[dict]:
+    """The moving traces of frame f: the path so far, -g1, -g2, -d at x (left; unit directions
+    times ``arrow_len``) and gradient space scaled by 1 / the largest of ||g1||, ||g2||, ||d|| (right)."""
+    t = int(frames[f])
+    so_far = result.x[frames[: f + 1], lane]
+    traces = [
+        dict(
+            type="scatter",
+            x=so_far[:, 0],
+            y=so_far[:, 1],
+            marker={"color": result.recorded_steps[frames[: f + 1]]},
+        )
+    ]
+    x = result.x[t, lane]
+    d = result.directions[t, lane]
+    for label_, v, col in (
+        ("-g1", -grads[0], COLORS[0]),
+        ("-g2", -grads[1], COLORS[1]),
+        ("-d (the step)", -d, "black"),
+    ):
+        n = float(np.linalg.norm(v))
+        tip = x + arrow_len * v / n if np.isfinite(n) and n > 0 else None
+        traces.append(
+            dict(
+                type="scatter",
+                x=[x[0], tip[0]] if tip is not None else [],
+                y=[x[1], tip[1]] if tip is not None else [],
+                mode="lines+markers",
+                name=label_,
+                line={"color": col, "width": 3},
+                marker={"symbol": "arrow", "angleref": "previous", "size": [0, 14], "color": col},
+            )
+        )
+    norms = [float(np.linalg.norm(v)) for v in (*grads, d) if np.all(np.isfinite(v))]
+    scale = max(max(norms), 1e-300)
+    g1, g2 = grads / scale
+    traces += region_traces(g1, g2, cone_c, ball_c, {label: d / scale}, 4 * (1 + ball_c))
+    return traces
+
+
+def _teaching_annotations(step: int, text: str) -> list[dict]:
+    """The two panel titles and the read-out of the step (one list, replaced by every frame)."""
+
+    def title(x: float, words: str) -> dict:
+        return {
+            "text": words,
+            "x": x,
+            "y": 1.0,
+            "xref": "paper",
+            "yref": "paper",
+            "xanchor": "center",
+            "yanchor": "bottom",
+            "showarrow": False,
+            "font": {"size": 14},
+        }
+
+    return [
+        title(0.225, f"step {step}: path, and directions at x (unit length)"),
+        title(0.775, f"gradient space at step {step} (scaled to the longest vector)"),
+        {
+            "text": text,
+            "x": 0.0,
+            "y": 1.08,
+            "xref": "paper",
+            "yref": "paper",
+            "xanchor": "left",
+            "yanchor": "bottom",
+            "align": "left",
+            "showarrow": False,
+            "font": {"size": 13},
+        },
+    ]
+
+
+def _moved(traces: list[dict]) -> list[dict]:
+    """What a frame changes in each moving trace: its points (and the path's step colours); the
+    rest stays as drawn first, and each attribute less is one less for plotly to validate."""
+    return [
+        {k: t[k] for k in ("x", "y", "marker") if k in t and (k != "marker" or i == 0)}
+        for i, t in enumerate(traces)
+    ]
+
+
+def teaching_figure(
+    result: Result,
+    lane: int,
+    label: str,
+    frames: np.ndarray,
+    grads: np.ndarray,
+    texts: list[str],
+    cone_c: float,
+    ball_c: float,
+    active: int,
+    arrow_len: float = 2.5,
 ) -> go.Figure:
-    """The trajectory up to recorded index t, with g1, g2 and the update -d drawn at x_t
-    (directions normalised to ``arrow_len`` for visibility)."""
+    """One lane's run as a plotly animation that plays in the browser: the map with the path so far
+    and the directions at x (left), gradient space at x (right), the read-out ``texts`` above.
+    ``frames`` (F,) are recorded-state indices, ``grads`` (F, K, D) the task gradients there; the
+    slider counts optimizer steps and opens at frame ``active``; play buttons at PLAY_SPEEDS."""
     params = dict(result.config.problem_params)
-    fig = go.Figure(_map_traces(params, "mean", show_scale=False, with_clicks=False, light=True))
-    xy = result.x[: t + 1, lane]
-    steps = result.recorded_steps[: t + 1]
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.08)
+    for t in _map_traces(params, "mean", show_scale=False, with_clicks=False, light=True):
+        fig.add_trace(t, row=1, col=1)
     fig.add_trace(
         go.Scatter(
             x=result.x[:, lane, 0],
@@ -530,48 +712,93 @@ def teaching_map_figure(
             mode="lines",
             name="whole run",
             line={"color": "rgba(0,0,0,0.2)", "width": 1},
-        )
+            hoverinfo="skip",
+        ),
+        row=1,
+        col=1,
     )
-    fig.add_trace(
-        go.Scatter(
-            x=xy[:, 0],
-            y=xy[:, 1],
-            mode="lines+markers",
-            name="so far",
-            marker={
-                "size": 4,
-                "color": steps,
-                "colorscale": PROGRESS_SCALE,
-                "cmin": 0,
-                "cmax": int(result.recorded_steps[-1]),
-            },
-            line={"color": "black", "width": 1},
-        )
+    first_moving = len(fig.data)
+    moving = _teaching_frame(result, lane, frames, active, grads[active], cone_c, ball_c, label, arrow_len)
+    moving[0].update(
+        mode="lines+markers",
+        name="so far",
+        line={"color": "black", "width": 1},
     )
-    x = result.x[t, lane]
-    d = result.directions[t, lane]
-    for label, v, col in (
-        ("-g1", -grads[0], COLORS[0]),
-        ("-g2", -grads[1], COLORS[1]),
-        ("-d (the step)", -d, "black"),
-    ):
-        n = float(np.linalg.norm(v))
-        if np.isfinite(n) and n > 0:
-            tip = x + arrow_len * v / n
-            fig.add_trace(
-                go.Scatter(
-                    x=[x[0], tip[0]],
-                    y=[x[1], tip[1]],
-                    mode="lines+markers",
-                    name=label,
-                    line={"color": col, "width": 3},
-                    marker={"symbol": "arrow", "angleref": "previous", "size": [0, 14], "color": col},
-                )
-            )
-    _square(fig)
+    moving[0]["marker"].update(size=5, colorscale=PROGRESS_SCALE, cmin=0, cmax=int(result.recorded_steps[-1]))
+    for k, trace in enumerate(moving):
+        fig.add_trace(trace, row=1, col=1 if k < 4 else 2)
+    indices = list(range(first_moving, len(fig.data)))
+    steps = [int(result.recorded_steps[t]) for t in frames]
+    # Frames as plain dicts, validated once by the Figure (go.Frame objects would double the cost).
+    frame_dicts = [
+        {
+            "name": str(steps[f]),
+            "data": _moved(
+                _teaching_frame(result, lane, frames, f, grads[f], cone_c, ball_c, label, arrow_len)
+            ),
+            "traces": indices,
+            "layout": {"annotations": _teaching_annotations(steps[f], texts[f])},
+        }
+        for f in range(len(frames))
+    ]
+
+    def animate(duration: int) -> dict:
+        return {
+            "frame": {"duration": duration, "redraw": False},
+            "transition": {"duration": 0},
+            "mode": "immediate",
+            "fromcurrent": True,
+        }
+
+    buttons = [
+        {"label": f"▶ {speed}", "method": "animate", "args": [None, animate(ms)]}
+        for speed, ms in PLAY_SPEEDS.items()
+    ]
+    buttons.append({"label": "❚❚ Pause", "method": "animate", "args": [[None], animate(0)]})
+    span = 1.25 * (1 + ball_c)
+    fig.update_xaxes(range=[-10.5, 10.5], title_text="x1", constrain="domain", row=1, col=1)
+    fig.update_yaxes(range=[-10.5, 10.5], title_text="x2", constrain="domain", scaleanchor="x", row=1, col=1)
+    fig.update_xaxes(range=[-span, span], title_text="d1", zeroline=True, constrain="domain", row=1, col=2)
+    fig.update_yaxes(
+        range=[-span, span],
+        title_text="d2",
+        zeroline=True,
+        constrain="domain",
+        scaleanchor="x2",
+        row=1,
+        col=2,
+    )
     fig.update_layout(
-        height=560,
-        title=f"step {int(result.recorded_steps[t])}: directions at x (unit length)",
-        legend={"orientation": "h", "y": -0.12},
+        height=820,
+        margin={"t": 150, "b": 20},
+        annotations=_teaching_annotations(steps[active], texts[active]),
+        legend={"orientation": "h", "y": -0.32, "yanchor": "top"},
+        updatemenus=[
+            {
+                "type": "buttons",
+                "direction": "right",
+                "buttons": buttons,
+                "showactive": False,
+                "x": 0.0,
+                "y": -0.14,
+                "xanchor": "left",
+                "yanchor": "top",
+                "pad": {"t": 0, "r": 10},
+            }
+        ],
+        sliders=[
+            {
+                "active": active,
+                "x": 0.3,
+                "len": 0.7,
+                "y": -0.1,
+                "yanchor": "top",
+                "currentvalue": {"prefix": "optimizer step "},
+                "pad": {"t": 0},
+                "steps": [
+                    {"label": str(s), "method": "animate", "args": [[str(s)], animate(0)]} for s in steps
+                ],
+            }
+        ],
     )
-    return fig
+    return go.Figure(data=fig.data, layout=fig.layout, frames=frame_dicts)

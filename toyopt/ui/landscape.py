@@ -36,6 +36,7 @@ def view(values: dict[str, Any]) -> None:
     a, b = st.columns(2)
     a.plotly_chart(figures.landscape_figure(params, which), key="landscape_map")
     b.plotly_chart(figures.front_figure(params), key="landscape_front")
+    st.plotly_chart(figures.pareto_zoom_figure(params), key="landscape_pareto_zoom")
     if values["surface3d"]:
         st.plotly_chart(figures.surface3d_figure(params, which), key="landscape_3d")
     gmin = figures.global_min_of(params)

@@ -11,6 +11,7 @@ import streamlit as st
 import torch
 
 from .. import geometry
+from ..figures.draw import BALL_METHODS, CONE_METHODS
 from ..methods import METHODS
 from . import controls, downloads, figures, runs
 
@@ -19,6 +20,35 @@ SOURCES = {
     "trajectory": "a step of a trajectory",
     "synthetic": "synthetic gradients",
 }
+
+
+REGIONS = {"ball_c": BALL_METHODS, "cone_c": CONE_METHODS}
+
+
+def region_owner(values: dict[str, Any], region: str) -> str | None:
+    """The selected method whose c the region ``region`` (ball_c | cone_c) is drawn with: the
+    first selected one of that region's methods, or None (the view's own slider then)."""
+    return next((m for m in values["methods"] if m in REGIONS[region]), None)
+
+
+def region_c(values: dict[str, Any], region: str) -> float:
+    """c of CAGrad's ball or ConicGrad's cone: its owner's c (sidebar), else the view's slider."""
+    owner = region_owner(values, region)
+    return float(values[f"{owner}.c"]) if owner is not None else float(values[region])
+
+
+def region_slider(
+    values: dict[str, Any], region: str, label: str, container, low: float, high: float
+) -> None:
+    """The view's own c slider of a region, or, when a selected method owns the region, its c
+    (the sidebar's) in its place: a region is drawn with the c of the method judged against it."""
+    owner = region_owner(values, region)
+    if owner is None:
+        controls.bound(st.slider, region, label, values, container, min_value=low, max_value=high, step=0.01)
+    else:
+        container.markdown(
+            f"{label}: **{region_c(values, region):g}**, the c of {METHODS[owner].label} (sidebar)"
+        )
 
 
 def _point_from_source(
@@ -105,6 +135,11 @@ def _point_from_source(
     return grads, losses, lower, where, x
 
 
+def significant(value: float, digits: int = 4) -> float:
+    """``value`` rounded to ``digits`` significant digits (what the read-out table shows)."""
+    return float(f"{value:.{digits}g}")
+
+
 def readouts(grads: np.ndarray, updates: dict, cone_c: float, ball_c: float) -> list[dict]:
     g = torch.as_tensor(grads)
     g0 = g.mean(0)
@@ -116,10 +151,10 @@ def readouts(grads: np.ndarray, updates: dict, cone_c: float, ball_c: float) -> 
             {
                 "method": label,
                 "d": f"({d[0]:.4g}, {d[1]:.4g})",
-                "||d||": nd,
-                "cos(d, g0)": float(dt @ g0) / (nd * n0) if nd > 0 and n0 > 0 else float("nan"),
-                "<g1, d>": float(g[0] @ dt),
-                "<g2, d>": float(g[1] @ dt),
+                "||d||": significant(nd),
+                "cos(d, g0)": significant(float(dt @ g0) / (nd * n0)) if nd > 0 and n0 > 0 else float("nan"),
+                "<g1, d>": significant(float(g[0] @ dt)),
+                "<g2, d>": significant(float(g[1] @ dt)),
                 "non-conflicting": bool(geometry.in_dual_cone(dt, g)),
                 f"in ball (c={ball_c:g})": bool(geometry.in_ball(dt, g0, ball_c)),
                 f"in cone (c={cone_c:g})": bool(geometry.in_cone(dt, g0, cone_c)),
@@ -149,27 +184,9 @@ def view(values: dict[str, Any]) -> None:
     )
     grads, losses, lower, where, x = _point_from_source(values)
     a, b = st.columns(2)
-    controls.bound(
-        st.slider,
-        "cone_c",
-        "ConicGrad cone c (cos of the half-angle)",
-        values,
-        a,
-        min_value=-1.0,
-        max_value=1.0,
-        step=0.01,
-    )
-    controls.bound(
-        st.slider,
-        "ball_c",
-        "CAGrad ball c (radius / ||g0||)",
-        values,
-        b,
-        min_value=0.0,
-        max_value=2.0,
-        step=0.01,
-    )
-    cone_c, ball_c = values["cone_c"], values["ball_c"]
+    region_slider(values, "cone_c", "ConicGrad cone c (cos of the half-angle)", a, -1.0, 1.0)
+    region_slider(values, "ball_c", "CAGrad ball c (radius / ||g0||)", b, 0.0, 2.0)
+    cone_c, ball_c = region_c(values, "cone_c"), region_c(values, "ball_c")
     notes = [f"Cone half-angle {np.degrees(geometry.cone_half_angle(cone_c)):.1f} deg"]
     if cone_c < 0:
         notes.append("**the cone is non-convex (c < 0)**: it is more than a half-plane")
@@ -197,7 +214,7 @@ def view(values: dict[str, Any]) -> None:
         f"At {where}: g1 = ({g1[0]:.4g}, {g1[1]:.4g}), g2 = ({g2[0]:.4g}, {g2[1]:.4g}), "
         f"cos(g1, g2) = {cos12:.3f} ({'conflicting' if cos12 < 0 else 'not conflicting'})."
     )
-    right.dataframe(readouts(grads, updates, cone_c, ball_c), hide_index=True)
+    st.dataframe(readouts(grads, updates, cone_c, ball_c), hide_index=True, width="stretch")
     stateful = [METHODS[m].label for m in values["methods"] if METHODS[m].stateful]
     st.caption(
         "Each method's own step at this point, before a framework's output scale or clipping, with the "

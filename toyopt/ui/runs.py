@@ -156,9 +156,14 @@ def cached_run(config_json: str) -> Result:
 
 
 def get_result(values: dict[str, Any], grids: bool = True) -> Result | None:
-    """The run for ``values``; a run above the work or memory caps (``toyopt.budget``) is refused
-    with an error, and one estimated above SLOW_SECONDS waits for a click: None meanwhile."""
-    config = build_config(values, grids)
+    """The run for ``values`` (through ``gated_run``)."""
+    return gated_run(build_config(values, grids))
+
+
+def gated_run(config: Config) -> Result | None:
+    """The cached run of ``config``, every view's one way to the engine: a run above the work or
+    memory caps (``toyopt.budget``) is refused with an error, and one estimated above SLOW_SECONDS
+    waits for a click: None meanwhile."""
     try:
         budget.check(config)
     except ValueError as exc:
@@ -169,12 +174,17 @@ def get_result(values: dict[str, Any], grids: bool = True) -> Result | None:
     if config_json not in approved:
         seconds = budget.estimated_seconds(config)
         if seconds > SLOW_SECONDS:
-            st.warning(
-                f"This run would take roughly {seconds:.0f} s ({values['steps']} steps of "
-                f"{', '.join(values['methods'])}). Lower the steps in the sidebar, or run it anyway."
-            )
-            if not st.button(f"Run anyway (~{seconds:.0f} s)", key=f"approve_{hash(config_json)}"):
-                return None
+            gate = st.empty()  # emptied once approved: the warning must not stay above the plots
+            with gate.container():
+                lanes = sum(len(m.grid()) for m in config.methods) * len(config.inits)
+                st.warning(
+                    f"This run would take roughly {seconds:.0f} s ({config.steps} steps of "
+                    f"{', '.join(METHODS[m.name].label for m in config.methods)}, {lanes} lanes). Lower "
+                    "the steps in the sidebar, or run it anyway."
+                )
+                if not st.button(f"Run anyway (~{seconds:.0f} s)", key=f"approve_{hash(config_json)}"):
+                    return None
+            gate.empty()
         approved.add(config_json)
     return cached_run(config_json)
 

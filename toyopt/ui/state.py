@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import short_names, short_repr
+from ..geometry import conflict_point
 from ..methods import METHODS, ParamSpec
+from ..outcomes import APP_MAX_GRID, APP_MAX_RANDOM
 from ..problems import get_problem
 from ..setups import DEFAULT_SETUP, SETUPS, get_setup
 from ..validation import check_number
@@ -40,8 +42,9 @@ VIEWS = {
     "teaching": "Teaching",
     "basins": "Basins",
 }
-#: URL parameters with this prefix belong to the basins view (toyopt.ui.basins parses them).
-BASINS_PREFIX = "basins."
+#: The basins view's default layout of starts: a grid side, or a number of random starts.
+BASIN_GRID = 30
+BASIN_RANDOM = 1000
 FALLBACK_METHODS = ("ls", "mgda")
 
 
@@ -174,6 +177,10 @@ def fields() -> dict[str, Field]:
         Field("g2_norm", "float", low=1e-3, high=1e3),
         Field("story", "choice", choices=story_names()),
         Field("teach_step", "int", low=0, high=URL_MAX_STEPS),
+        Field("basin_starts", "choice", choices=("grid", "random")),
+        Field("basin_grid", "int", low=2, high=APP_MAX_GRID),
+        Field("basin_random", "int", low=1, high=APP_MAX_RANDOM),
+        Field("basin_sweep", "bool"),
     ]
     for p in problem.params:
         out.append(param_field(f"problem.{p.name}", p))
@@ -207,7 +214,7 @@ def defaults(setup_name: str = DEFAULT_SETUP) -> dict[str, Any]:
         "surface": "mean",
         "surface3d": False,
         "source": "point",
-        "point": (-2.0, 2.0),
+        "point": conflict_point(problem, problem.validate_params(setup.problem_params), setup.inits),
         "traj_method": methods[0],
         "traj_start": 0,
         "at_step": 0,
@@ -218,6 +225,10 @@ def defaults(setup_name: str = DEFAULT_SETUP) -> dict[str, Any]:
         "g2_norm": 1.0,
         "story": story_names()[0],
         "teach_step": 0,
+        "basin_starts": "grid",
+        "basin_grid": BASIN_GRID,
+        "basin_random": BASIN_RANDOM,
+        "basin_sweep": False,
     }
     problem_params = problem.validate_params(setup.problem_params)
     for p in problem.params:
@@ -243,7 +254,7 @@ def parse_query(query: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     values = defaults(setup)
     accepted: list[str] = []
     for key in query:
-        if key == "setup" or key.startswith(BASINS_PREFIX):
+        if key == "setup":
             continue
         field = table.get(key)
         if field is None:
@@ -262,7 +273,7 @@ def _link_changes(values: dict[str, Any], accepted: list[str], base: dict[str, A
     """What the ``accepted`` (valid) link parameters ask that the page cannot show as asked, each
     said in words, with the value used instead set in ``values``: parameters of methods that are
     not selected (back to ``base``), a trajectory method that is not selected, a recorded step
-    beyond the run."""
+    (at_step) beyond the run."""
     from .runs import record_every
 
     notes = []
@@ -276,10 +287,12 @@ def _link_changes(values: dict[str, Any], accepted: list[str], base: dict[str, A
         notes.append(f"traj_method {values['traj_method']} is not selected; {selected[0]} is used")
         values["traj_method"] = selected[0]
     last = (values["steps"] - 1) // record_every(values["steps"]) + 1  # the run's last recorded index
-    for key in ("at_step", "teach_step"):
-        if key in accepted and values[key] > last:
-            notes.append(f"{key} {values[key]} is beyond the run's last recorded step {last}, used instead")
-            values[key] = last
+    # (teach_step counts optimizer steps of the story's own run: the Teaching view takes the nearest.)
+    if "at_step" in accepted and values["at_step"] > last:
+        notes.append(
+            f"at_step {values['at_step']} is beyond the run's last recorded step {last}, used instead"
+        )
+        values["at_step"] = last
     return notes
 
 

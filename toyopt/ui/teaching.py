@@ -3,15 +3,17 @@ regions at that step (the engine's recorded directions and weights), and short e
 
 from __future__ import annotations
 
-import time
+import textwrap
 from typing import Any
 
 import numpy as np
 import streamlit as st
+import torch
 
 from .. import geometry
 from ..methods import METHODS
-from . import controls, downloads, figures, runs, state
+from ..problems import get_problem
+from . import controls, downloads, figures, regions, runs, state
 from .stories import STORIES
 
 CONFLICT_TEXT = (
@@ -61,10 +63,62 @@ def step_text(grads: np.ndarray, d: np.ndarray, weights: np.ndarray, label: str)
     return " ".join(parts)
 
 
+#: At most this many animation frames (evenly spaced recorded states, the last one included).
+MAX_FRAMES = 100
+TEXT_WIDTH = 150
+
+
+def frame_indices(recorded: int, around: int) -> np.ndarray:
+    """Recorded-state indices of the animation: at most MAX_FRAMES evenly spaced from the first to
+    the last, plus ``around`` (the state a link asks for)."""
+    picks = np.linspace(0, recorded - 1, min(recorded, MAX_FRAMES)).round().astype(int)
+    return np.unique(np.r_[picks, around])
+
+
+def _on_story_change() -> None:
+    """A story starts at its beginning."""
+    st.session_state[controls.VALUES]["teach_step"] = 0
+
+
+@st.cache_resource(max_entries=8, show_spinner="Drawing the animation...")
+def animation(config_json: str, _result, follow: int, step: int, cone_c: float, ball_c: float):
+    """The animated figure of the ``follow``-th method's first lane of ``_result`` (the run of
+    ``config_json``, the cache key), opening at the recorded state nearest optimizer step ``step``:
+    frames, the gradients there and the read-outs. Cached: building the frames takes seconds."""
+    result = _result
+    panel = runs.series(result, {})[follow]
+    lane = panel.lanes[0]
+    steps = result.recorded_steps
+    around = int(np.argmin(np.abs(steps - step)))
+    frames = frame_indices(len(steps), around)
+    xs = result.x[frames, lane, :2]
+    _, grads = get_problem(result.config.problem).losses_and_grads(
+        torch.as_tensor(xs, dtype=torch.float64), dict(result.config.problem_params)
+    )
+    grads = grads.numpy()
+    texts = [
+        "<br>".join(
+            textwrap.wrap(
+                step_text(grads[f], result.directions[t, lane], result.weights[t, lane], panel.title),
+                TEXT_WIDTH,
+            )
+        )
+        for f, t in enumerate(frames)
+    ]
+    active = int(np.searchsorted(frames, around))
+    return figures.teaching_figure(result, lane, panel.title, frames, grads, texts, cone_c, ball_c, active)
+
+
 def view(values: dict[str, Any]) -> None:
     st.markdown(CONFLICT_TEXT)
     controls.bound(
-        st.selectbox, "story", "Story", values, options=list(STORIES), format_func=lambda k: STORIES[k].label
+        st.selectbox,
+        "story",
+        "Story",
+        values,
+        options=list(STORIES),
+        format_func=lambda k: STORIES[k].label,
+        on_change=_on_story_change,
     )
     story = STORIES[values["story"]]
     st.info(story.text)
@@ -76,56 +130,19 @@ def view(values: dict[str, Any]) -> None:
     if result is None:
         return
     panels = runs.series(result, svals)
-    last = len(result.recorded_steps) - 1
-    values["teach_step"] = min(values["teach_step"], last)
-    a, b = st.columns([4, 1], vertical_alignment="bottom")
-    controls.bound(
-        st.slider,
-        "teach_step",
-        "recorded step",
-        values,
-        a,
-        min_value=0,
-        max_value=last,
-        help=f"Steps are recorded every {result.config.record_every} optimizer steps.",
-    )
-    play = b.button("Play", help="Animate from this step to the end")
     pick = st.radio("Follow", range(len(panels)), format_func=lambda i: panels[i].title, horizontal=True)
-    left, right = st.columns(2)
-    map_slot, regions_slot = left.empty(), right.empty()
-    text_slot = st.empty()
-
-    def draw(t: int) -> None:
-        s = panels[pick]
-        lane = s.lanes[0]
-        x = tuple(float(v) for v in result.x[t, lane])
-        _, grads, _ = runs.toy_point(svals, x)
-        map_slot.plotly_chart(figures.teaching_map_figure(result, lane, t, grads), key=f"teach_map_{t}")
-        d = result.directions[t, lane]
-        updates = {s.title: d} if np.all(np.isfinite(d)) else {}
-        fig = figures.regions_figure(grads[0], grads[1], values["cone_c"], values["ball_c"], updates)
-        fig.update_layout(title=f"Gradient space at step {int(result.recorded_steps[t])}")
-        regions_slot.plotly_chart(fig, key=f"teach_regions_{t}")
-        text_slot.markdown(step_text(grads, d, result.weights[t, lane], s.title))
-
-    t0 = values["teach_step"]
-    if play:
-        frames = np.unique(np.linspace(t0, last, 25).astype(int))
-        for t in frames:
-            draw(int(t))
-            time.sleep(0.15)
-        values["teach_step"] = int(frames[-1])
-        st.session_state.pop(controls.widget_key("teach_step"), None)
-    else:
-        draw(t0)
+    cone_c, ball_c = regions.region_c(svals, "cone_c"), regions.region_c(svals, "ball_c")
+    config_json = result.config.to_json()
+    fig = animation(config_json, result, pick, values["teach_step"], cone_c, ball_c)
+    st.plotly_chart(fig, key=f"teach_{values['story']}_{pick}")
     outcome = result.outcome(panels[pick].lanes[0])
     st.caption(
-        f"Story run: setup {svals['setup']}, start {svals['inits'][0]}, lr {svals['lr']:g}, "
-        f"{svals['steps']} steps; the followed run ends at: {outcome}. Regions drawn with the c sliders of "
-        f"the 'Cone vs ball' view (cone c = {values['cone_c']:g}, ball c = {values['ball_c']:g}); d is the "
-        "engine's recorded update (after the setup's output scale and clipping). Cone half-angle: "
-        f"{np.degrees(geometry.cone_half_angle(values['cone_c'])):.1f} deg."
+        f"Play, pause and the speed buttons run in the browser; the slider counts optimizer steps (every "
+        f"{result.config.record_every}th is recorded). Story run: setup {svals['setup']}, start "
+        f"{svals['inits'][0]}, lr {svals['lr']:g}, {svals['steps']} steps; the followed run ends at: "
+        f"{outcome}. Regions drawn with the story methods' c where they have one (cone c = {cone_c:g}, "
+        f"ball c = {ball_c:g}; else the 'Cone vs ball' view's sliders); d is the engine's recorded update "
+        "(after the setup's output scale and clipping). Cone half-angle: "
+        f"{np.degrees(geometry.cone_half_angle(cone_c)):.1f} deg."
     )
-    downloads.offer_animation(
-        svals, "teaching", overlay=True, regions_start=0, ball_c=values["ball_c"], cone_c=values["cone_c"]
-    )
+    downloads.offer_animation(svals, "teaching", overlay=True, regions_start=0, ball_c=ball_c, cone_c=cone_c)
