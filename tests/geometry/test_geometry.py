@@ -17,7 +17,7 @@ PROBLEM = get_problem("liu2021")
 
 
 def toy_numpy(x1: np.ndarray, x2: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
-    """The toy losses (spec section 0.1) written independently in numpy."""
+    """The toy losses (Liu et al. 2021, CAGrad's toy.py) written independently in numpy."""
     t = np.tanh(-x2)
     c1 = np.maximum(np.tanh(x2 / 2), 0)
     c2 = np.maximum(np.tanh(-x2 / 2), 0)

@@ -1,5 +1,5 @@
 """The Liu et al. 2021 toy: analytic losses and gradients against autograd and against an
-independent plain-Python transcription of CAGrad's toy.py formula (spec section 0.1)."""
+independent plain-Python transcription of CAGrad's toy.py formula (Liu et al. 2021)."""
 
 from __future__ import annotations
 
@@ -166,7 +166,7 @@ def test_origin_convention_matches_autograd(scale, layout):
 
 
 def cagrad_toy_reference(x1: float, x2: float, scale: float) -> tuple[float, float]:
-    """Plain-Python transcription of the toy losses of CAGrad's toy.py (spec section 0.1)."""
+    """Plain-Python transcription of the toy losses of CAGrad's toy.py (Liu et al. 2021)."""
     c1 = max(math.tanh(x2 / 2), 0.0)
     c2 = max(math.tanh(-x2 / 2), 0.0)
     f1 = c1 * (math.log(max(abs(0.5 * (-x1 - 7) - math.tanh(-x2)), 5e-6)) + 6) + c2 * (
