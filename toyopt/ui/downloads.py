@@ -13,6 +13,7 @@ installed; ``toyopt.figures.animation``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -59,21 +60,16 @@ def offer(values: dict[str, Any], layout: str, **options: Any) -> None:
             st.error(str(exc))
             return
         key = (config.to_json(), spec.to_json())
-        slot = f"download_files_{layout}"
-        if st.button("Prepare files", key=f"download_prepare_{layout}"):
-            try:
-                st.session_state[slot] = (key, prepared_files(*key))
-            except ValueError as exc:
-                st.error(str(exc))
-                return
-        prepared = st.session_state.get(slot)
-        if prepared is None or prepared[0] != key:
-            st.caption(
-                "The files hold the methods, starts and parameter values shown here (one run at the "
-                "sliders' values), with the config embedded."
-            )
+        files = _prepared_on_click(
+            "Prepare files",
+            f"download_prepare_{layout}",
+            key,
+            prepared_files,
+            "The files hold the methods, starts and parameter values shown here (one run at the "
+            "sliders' values), with the config embedded.",
+        )
+        if files is None:
             return
-        files = prepared[1]
         cols = st.columns(len(files))
         for col, (suffix, (data, mime)) in zip(cols, files.items()):
             col.download_button(
@@ -114,24 +110,40 @@ def offer_animation(values: dict[str, Any], name: str, **options: Any) -> None:
             st.error(str(exc))
             return
         key = (config.to_json(), spec.to_json(), fmt or "gif")
-        slot = f"animation_file_{name}"
-        if st.button("Prepare the animation", key=f"animation_prepare_{name}"):
-            try:
-                st.session_state[slot] = (key, prepared_animation(*key))
-            except ValueError as exc:
-                st.error(str(exc))
-                return
-        prepared = st.session_state.get(slot)
-        if prepared is None or prepared[0] != key:
-            st.caption(
-                f"{spec.frames} frames at {spec.fps} frames per second of the methods, starts and "
-                "parameter values shown here, with the config embedded."
-            )
+        data = _prepared_on_click(
+            "Prepare the animation",
+            f"animation_prepare_{name}",
+            key,
+            prepared_animation,
+            f"{spec.frames} frames at {spec.fps} frames per second of the methods, starts and "
+            "parameter values shown here, with the config embedded.",
+        )
+        if data is None:
             return
         st.download_button(
             key[2].upper(),
-            prepared[1],
+            data,
             file_name=f"toyopt-{name}.{key[2]}",
             mime=ANIMATION_FORMATS[key[2]],
             key=f"animation_download_{name}",
         )
+
+
+def _prepared_on_click(
+    label: str, button_key: str, key: tuple, prepare: Callable[..., Any], caption: str
+) -> Any:
+    """What ``prepare(*key)`` made when the button ``label`` was clicked, kept in the session while
+    ``key`` (the exact config and options on screen) stays the same; None (with ``caption`` saying
+    what the files would hold, or the error) until then."""
+    slot = f"{button_key}_result"
+    if st.button(label, key=button_key):
+        try:
+            st.session_state[slot] = (key, prepare(*key))
+        except ValueError as exc:
+            st.error(str(exc))
+            return None
+    prepared = st.session_state.get(slot)
+    if prepared is None or prepared[0] != key:
+        st.caption(caption)
+        return None
+    return prepared[1]
