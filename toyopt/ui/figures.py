@@ -119,7 +119,7 @@ def _map_traces(params: dict, which: str, show_scale: bool, with_clicks: bool, l
             y=[gmin[1]],
             mode="markers",
             name="global minimum of the mean loss",
-            marker={"symbol": "star", "size": 16, "color": "gold", "line": {"color": "black", "width": 1}},
+            marker=_star(16),
             legendgroup="gmin",
             showlegend=show_scale,
             hovertemplate="global minimum of (f1 + f2)/2<br>(%{x:.3f}, %{y:.3f})<extra></extra>",
@@ -152,6 +152,11 @@ def landscape_figure(params: dict, which: str = "mean") -> go.Figure:
     return fig
 
 
+def _star(size: int) -> dict:
+    """The marker of the global minimum of the mean loss, the same in every view."""
+    return {"symbol": "star", "size": size, "color": "gold", "line": {"color": "black", "width": 1}}
+
+
 def pareto_zoom_figure(params: dict) -> go.Figure:
     """The Pareto set in x-space on its own x2 scale (it spans a few hundredths in x2, so on the
     map it looks straight), with the chord between its ends for comparison."""
@@ -178,12 +183,7 @@ def pareto_zoom_figure(params: dict) -> go.Figure:
                 y=[gmin[1]],
                 mode="markers",
                 name="global minimum of the mean loss",
-                marker={
-                    "symbol": "star",
-                    "size": 14,
-                    "color": "gold",
-                    "line": {"color": "black", "width": 1},
-                },
+                marker=_star(14),
             ),
         ]
     )
@@ -268,16 +268,7 @@ def front_figure(params: dict) -> go.Figure:
                 line={"color": "#e6a100", "width": 3},
             ),
             go.Scatter(
-                x=[gl[0]],
-                y=[gl[1]],
-                mode="markers",
-                name="global minimum of the mean",
-                marker={
-                    "symbol": "star",
-                    "size": 16,
-                    "color": "gold",
-                    "line": {"color": "black", "width": 1},
-                },
+                x=[gl[0]], y=[gl[1]], mode="markers", name="global minimum of the mean", marker=_star(16)
             ),
         ]
     )
