@@ -9,6 +9,7 @@ from __future__ import annotations
 import statistics
 import time
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import pytest
 
@@ -116,4 +117,23 @@ def test_journey(app_url, browser):
     page.get_by_text("\u275a\u275a Pause").click()
     after = page.evaluate(state)
     assert after[0] > before[0] and after[1] != before[1] and "step " in after[1]
+    page.close()
+
+
+@pytest.mark.e2e
+def test_typing_a_method_and_enter_adds_that_one_method(app_url, browser):
+    """Typing "MGDA" matches three labels (MGDA and the two Su variants); Enter adds the best match
+    only, not all three."""
+    page = browser.new_page(viewport={"width": 1500, "height": 1000})
+    page.goto(f"{app_url}/?methods=ls")
+    _settle(page)
+    box = page.locator("[data-testid=stSidebar] [data-testid=stMultiSelect] input")
+    box.click()
+    box.type("MGDA")
+    page.wait_for_selector("[role=option]", timeout=TIMEOUT)
+    box.press("Enter")
+    page.wait_for_function("() => location.search.includes('methods=ls%2C')", timeout=TIMEOUT)
+    _settle(page)
+    query = parse_qs(page.evaluate("location.search").lstrip("?"))
+    assert query["methods"] == ["ls,mgda"]
     page.close()
