@@ -137,3 +137,30 @@ def test_typing_a_method_and_enter_adds_that_one_method(app_url, browser):
     query = parse_qs(page.evaluate("location.search").lstrip("?"))
     assert query["methods"] == ["ls,mgda"]
     page.close()
+
+
+SPINNER_SEEN = """() => { window.spinnerTexts = []; new MutationObserver(() => {
+    for (const el of document.querySelectorAll('[data-testid=stSpinner]')) window.spinnerTexts.push(el.innerText);
+    }).observe(document.body, {subtree: true, childList: true, characterData: true}); }"""
+
+
+@pytest.mark.e2e
+def test_a_slider_move_that_reruns_the_engine_shows_a_running_spinner(app_url, browser):
+    """Moving CAGrad's eps changes the run: while the view recomputes, "Updating the view..." shows
+    (the rerun takes seconds; without the spinner the page only fades)."""
+    page = browser.new_page(viewport={"width": 1500, "height": 1000})
+    page.goto(f"{app_url}/?view=trajectories&methods=ls,cagrad&setup=cagrad2021&steps=600&lr=0.03")
+    _settle(page)
+    eps = (
+        page.locator("[data-testid=stExpander]", has_text="CAGrad parameters")
+        .locator("[data-testid=stSlider]", has_text="eps")
+        .get_by_role("slider")
+    )
+    page.evaluate(SPINNER_SEEN)
+    eps.focus()
+    eps.press("ArrowRight")
+    page.wait_for_function("() => location.search.includes('cagrad.eps=')", timeout=TIMEOUT)
+    _settle(page)
+    assert any("Updating the view" in text for text in page.evaluate("window.spinnerTexts"))
+    assert page.locator("[data-testid=stSpinner]").count() == 0
+    page.close()

@@ -173,8 +173,9 @@ class Panel:
 
 
 def panels(config: Config, result: Result | None = None) -> list[Panel]:
-    """One panel per method entry and grid value, titled by the method's label (and the grid
-    value, or the entry's parameters when a method appears twice)."""
+    """One panel per method entry and grid value, titled by the method's label and its swept
+    parameter (CAGrad's or ConicGrad's c, as the app's panels are), the grid values, or the entry's
+    parameters when a method appears twice."""
     counts: dict[str, int] = {}
     for entry in config.methods:
         counts[entry.name] = counts.get(entry.name, 0) + 1
@@ -185,6 +186,9 @@ def panels(config: Config, result: Result | None = None) -> list[Panel]:
         for gi, combo in enumerate(combos):
             label = METHODS[entry.name].label
             shown = grid_keys if len(combos) > 1 else []
+            swept = METHODS[entry.name].swept()
+            if swept is not None and swept.name not in shown:
+                shown = [swept.name, *shown]
             if counts[entry.name] > 1:
                 shown = sorted(entry.params)
             if shown:
@@ -367,25 +371,33 @@ def _single_panel(spec: FigureSpec, entries: int, cols_below: int) -> tuple[Figu
 SIDE_BY_SIDE = 4.5
 
 
+#: Height of the Pareto-set close-up relative to the landscape panel above it.
+ZOOM_HEIGHT = 0.42
+
+
 def landscape(config: Config, result: Result | None, spec: FigureSpec) -> Figure:
     """What the Landscape view shows: the mean-loss landscape with the Pareto set, global minimum
     and starts (with a result, every method's trajectories) and, beside it (below it on a narrow
-    width), the Pareto front in loss space; the legend under both, so the panels fill the width."""
+    width), the Pareto front in loss space; under both the Pareto set on its own x2 scale; the
+    legend at the bottom, so the panels fill the width."""
     problem, params = _problem(config)
     _check_plane(problem)
     groups = panels(config, result) if result is not None else []
     width = spec.inches
     side = width >= SIDE_BY_SIDE
-    entries = 3 + len(groups)
+    entries = 4 + len(groups)
     legend_cols = min(entries, max(2, int(width / 1.4)))
     legend_rows = math.ceil(entries / legend_cols)
     panel = width / 2 if side else width
+    rows = [1.0, ZOOM_HEIGHT] if side else [1.0, 1.0, ZOOM_HEIGHT]
+    layout = [["map", "front"], ["zoom", "zoom"]] if side else [["map"], ["front"], ["zoom"]]
     fig = Figure(
-        figsize=(width, (1 if side else 2) * (panel + 0.1) + 0.1 + legend_rows * LEGEND_ROW),
+        figsize=(width, sum(rows) * panel + 0.1 * len(rows) + 0.1 + legend_rows * LEGEND_ROW),
         layout="constrained",
     )
     fig.get_layout_engine().set(w_pad=0.02, h_pad=0.02, wspace=0.06, hspace=0.04)
-    ax, ax_front = fig.subplots(1, 2) if side else fig.subplots(2, 1)
+    axes = fig.subplot_mosaic(layout, height_ratios=rows)
+    ax = axes["map"]
     draw_landscape(ax, config)
     span = _box_span(problem)
     extra = []
@@ -400,10 +412,31 @@ def landscape(config: Config, result: Result | None, spec: FigureSpec) -> Figure
     ax.set_xlabel(r"$x_1$")
     ax.set_ylabel(r"$x_2$")
     ax.set_title(r"mean loss $\bar{L} = (L_1 + L_2)/2$", pad=3)
-    draw_front(ax_front, config, result, groups)
-    label = "Pareto set / front" if side else "Pareto set (top) / front (bottom)"
+    draw_front(axes["front"], config, result, groups)
+    draw_pareto_zoom(axes["zoom"], config)
+    extra.append(Line2D([], [], color="#8C8C8C", linestyle=(0, (1.0, 1.2)), lw=0.8, label=CHORD_LABEL))
+    label = "Pareto set / front"
     _marks_legend(fig, extra, loc="outside lower center", ncols=legend_cols, pareto_label=label)
     return fig
+
+
+CHORD_LABEL = "chord of the Pareto set"
+
+
+def draw_pareto_zoom(ax, config: Config) -> None:
+    """The Pareto set in x-space on its own x2 scale (on the map it spans a few hundredths in x2
+    and looks straight), the chord between its ends and the global minimum."""
+    problem, params = _problem(config)
+    pts = geometry.pareto_set(problem, params).points.numpy()
+    ax.plot(pts[[0, -1], 0], pts[[0, -1], 1], color="#8C8C8C", linestyle=(0, (1.0, 1.2)), lw=0.8, zorder=1)
+    ax.plot(pts[:, 0], pts[:, 1], color=PARETO_COLOR, lw=1.6, solid_capstyle="round", zorder=2)
+    _marker(ax, geometry.global_minimum(problem, params).numpy(), GLOBAL_MIN_STYLE, size=9, zorder=6)
+    spread = float(np.ptp(pts[:, 1]))
+    pad = 0.15 * max(spread, 1e-9)
+    ax.set_ylim(float(pts[:, 1].min()) - pad, float(pts[:, 1].max()) + pad)
+    ax.set_xlabel(r"$x_1$")
+    ax.set_ylabel(r"$x_2$ (zoomed)")
+    ax.set_title(rf"Pareto set on its own $x_2$ scale (spans {spread:.3g})", pad=3)
 
 
 def draw_front(ax, config: Config, result: Result | None, groups: list[Panel]) -> None:
@@ -528,7 +561,8 @@ def _arrow(ax, vec, color: str, lw: float, label: str | None, zorder: float, lin
 def regions(config: Config, spec: FigureSpec) -> Figure:
     """Gradient space at one point: g1, g2, g0, the dual cone, CAGrad's ball ||d - g0|| <= c||g0||,
     ConicGrad's cone cos(d, g0) >= c (with the arc ||d|| = ||g0|| of its realisable updates) and
-    each method's direction d."""
+    each method's direction d. On a wide figure a close-up of the updates d sits beside it (they
+    often lie close together near g0); the legend is under the panels, so they fill the width."""
     problem, _ = _problem(config)
     _check_plane(problem)
     point = spec.point if spec.point is not None else default_point(config)
@@ -537,27 +571,63 @@ def regions(config: Config, spec: FigureSpec) -> Figure:
     n0 = float(np.linalg.norm(g0))
     ball_c = region_c(config, BALL_METHODS, spec.ball_c, 0.5)
     cone_c = region_c(config, CONE_METHODS, spec.cone_c, 0.5)
-    # The view: a square around everything drawn (the origin, the arrows, the ball, the arc).
-    shown = [
+    # The close-up holds the origin, the ball and every d; the whole view also g1, g2 and the arc.
+    near = [
         np.zeros(2),
-        *grads,
         g0 - ball_c * n0,
         g0 + ball_c * n0,
         *(d.d for d in dirs if np.all(np.isfinite(d.d))),
     ]
+    whole = near + list(grads)
     if n0 > 0:
-        shown += [
+        whole += [
             n0 * np.array([math.cos(a), math.sin(a)])
             for a in np.linspace(-math.pi, math.pi, 73)
             if abs((a - math.atan2(g0[1], g0[0]) + math.pi) % (2 * math.pi) - math.pi)
             <= geometry.cone_half_angle(cone_c)
         ]
-    shown = np.array(shown)
-    lo, hi = shown.min(0), shown.max(0)
-    centre, half_side = (lo + hi) / 2, max(float((hi - lo).max()) / 2 * 1.15, 1e-300)
-    radius = 3 * (float(np.linalg.norm(centre)) + half_side)  # rays and wedges reach past the view
+    width = spec.inches
+    side = width >= SIDE_BY_SIDE
+    entries = 4 + len(dirs)
+    ncols = 2 if side else 1
+    panel = width / 2 if side else width
+    legend_rows = math.ceil(entries / ncols) + (0 if side else sum(1 for d in dirs if d.flags))
+    fig = Figure(figsize=(width, panel + 0.25 + legend_rows * LEGEND_ROW), layout="constrained")
+    fig.get_layout_engine().set(w_pad=0.02, h_pad=0.02, wspace=0.06)
+    axes = fig.subplots(1, 2) if side else [fig.add_subplot()]
+    # On a narrow figure the fired flags go on a line of their own, so the legend fits the width.
+    flag_gap = " " if side else "\n"
+    handles = draw_gradient_space(axes[0], grads, dirs, ball_c, cone_c, _square_around(whole), flag_gap)
+    axes[0].set_title(rf"gradient space at $x = ({point[0]:g}, {point[1]:g})$", pad=3)
+    if side:
+        draw_gradient_space(axes[1], grads, dirs, ball_c, cone_c, _square_around(near))
+        axes[1].set_title(r"close-up of the updates $d$", pad=3)
+    fig.legend(handles=handles, loc="outside lower center", ncols=ncols, borderaxespad=0.2)
+    return fig
 
-    fig, ax, where, ncols = _single_panel(spec, 4 + len(dirs), 1)
+
+def _square_around(points: list[np.ndarray]) -> tuple[np.ndarray, float]:
+    """The centre and half side of a square view around ``points`` (2,), with a margin."""
+    shown = np.array(points)
+    lo, hi = shown.min(0), shown.max(0)
+    return (lo + hi) / 2, max(float((hi - lo).max()) / 2 * 1.15, 1e-300)
+
+
+def draw_gradient_space(
+    ax,
+    grads: np.ndarray,
+    dirs: list[Direction],
+    ball_c: float,
+    cone_c: float,
+    view: tuple[np.ndarray, float],
+    flag_gap: str = " ",
+) -> list:
+    """The regions, the gradients and every d on ``ax``, limited to the square ``view`` (centre,
+    half side); returns the legend handles (a d's fired flags follow its label after ``flag_gap``)."""
+    g0 = grads.mean(0)
+    n0 = float(np.linalg.norm(g0))
+    centre, half_side = view
+    radius = 3 * (float(np.linalg.norm(centre)) + half_side)  # rays and wedges reach past the view
     handles = []
     arc = geometry.dual_cone_arc(grads)
     if arc is not None:
@@ -659,7 +729,7 @@ def regions(config: Config, spec: FigureSpec) -> Figure:
     ax.annotate(r"$g_0$", tuple(g0), xytext=(3, -8), textcoords="offset points", fontsize=7, zorder=6)
     for d in dirs:
         style = method_style(d.method)
-        label = d.label + (f" [{', '.join(d.flags)}]" if d.flags else "")
+        label = d.label + (f"{flag_gap}[{', '.join(d.flags)}]" if d.flags else "")
         if not np.all(np.isfinite(d.d)):
             handles.append(
                 Line2D([], [], color=style.color, linestyle="none", label=label + " (non-finite d)")
@@ -686,6 +756,4 @@ def regions(config: Config, spec: FigureSpec) -> Figure:
     ax.axvline(0, color="#BBBBBB", lw=0.4, zorder=0.2)
     ax.set_xlabel(r"$d_1$")
     ax.set_ylabel(r"$d_2$")
-    ax.set_title(rf"gradient space at $x = ({point[0]:g}, {point[1]:g})$", pad=3)
-    fig.legend(handles=handles, loc=where, ncols=ncols, borderaxespad=0.2)
-    return fig
+    return handles
