@@ -140,7 +140,8 @@ def test_typing_a_method_and_enter_adds_that_one_method(app_url, browser):
 
 
 SPINNER_SEEN = """() => { window.spinnerTexts = []; new MutationObserver(() => {
-    for (const el of document.querySelectorAll('[data-testid=stSpinner]')) window.spinnerTexts.push(el.innerText);
+    for (const el of document.querySelectorAll('[data-testid=stSpinner]'))
+        window.spinnerTexts.push(el.innerText);
     }).observe(document.body, {subtree: true, childList: true, characterData: true}); }"""
 
 
@@ -163,4 +164,41 @@ def test_a_slider_move_that_reruns_the_engine_shows_a_running_spinner(app_url, b
     _settle(page)
     assert any("Updating the view" in text for text in page.evaluate("window.spinnerTexts"))
     assert page.locator("[data-testid=stSpinner]").count() == 0
+    page.close()
+
+
+LABEL_BOXES = """() => {
+    const gd = document.querySelector('.js-plotly-plot');
+    const box = el => { const r = el.getBoundingClientRect();
+        return {name: el.textContent.slice(0, 60), x0: r.left, y0: r.top, x1: r.right, y1: r.bottom}; };
+    return {
+        titles: [...gd.querySelectorAll('g.annotation')].map(box),
+        axisTitles: [...gd.querySelectorAll('.g-xtitle text, .g-ytitle text')]
+            .filter(t => t.textContent).map(box),
+        legend: [...gd.querySelectorAll('g.legend')].map(box),
+        panels: [...gd.querySelectorAll('rect.nsewdrag')].map(box),
+    }; }"""
+
+
+def _overlap(a: dict, b: dict) -> bool:
+    return a["x0"] < b["x1"] - 1 and b["x0"] < a["x1"] - 1 and a["y0"] < b["y1"] - 1 and b["y0"] < a["y1"] - 1
+
+
+@pytest.mark.e2e
+def test_trajectory_panels_titles_and_legend_do_not_overlap_at_1280px(app_url, browser):
+    """Five methods in three columns at 1280 px: panel titles (the long ConicGrad ones too), axis
+    titles, the legend and the panels are drawn where nothing else is."""
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(f"{app_url}/?view=trajectories&setup=conicgrad2025&steps=300")
+    _settle(page)
+    boxes = page.evaluate(LABEL_BOXES)
+    assert len(boxes["titles"]) == 5 and len(boxes["panels"]) == 5 and boxes["legend"]
+    labels = boxes["titles"] + boxes["axisTitles"] + boxes["legend"]
+    clashes = [
+        (a["name"], b["name"])
+        for i, a in enumerate(labels)
+        for b in labels[i + 1 :] + boxes["panels"]
+        if _overlap(a, b)
+    ]
+    assert not clashes
     page.close()
