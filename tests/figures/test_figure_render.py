@@ -290,3 +290,33 @@ def test_region_c_prefers_the_option_then_the_run_then_the_default():
     assert (
         region_c(get_setup("nashmtl2022").config(methods=["ls"], steps=5), ("cagrad",), None, 0.1) == default
     )
+
+
+@pytest.mark.parametrize("surface", ["f1", "f2"])
+def test_landscape_export_draws_the_surface_the_view_shows(surface):
+    from toyopt.figures.draw import landscape
+
+    config = get_setup("conicgrad2025").config(methods=["ls"], steps=5)
+    spec = FigureSpec(layout="landscape", trajectories=False, surface=surface, width=4.0).validated()
+    with matplotlib.rc_context(RC):
+        fig = landscape(config, None, spec)
+    maps = fig.axes[0]
+    # The filled contours' levels are quantiles of task k's loss on the map's grid (brute force).
+    problem = get_problem("liu2021")
+    params = problem.validate_params(config.problem_params)
+    x1 = np.linspace(-10, 10, 241)
+    xx1, xx2 = np.meshgrid(x1, x1)
+    points = torch.tensor(np.c_[xx1.ravel(), xx2.ravel()])
+    task = problem.losses(points, params)[:, int(surface[1]) - 1].numpy()
+    levels = np.unique(np.quantile(task, np.linspace(0.0, 1.0, 17)))
+    filled = next(c for c in maps.collections if hasattr(c, "levels"))
+    np.testing.assert_allclose(filled.levels, levels, rtol=1e-9, atol=1e-12)
+    assert maps.get_title() == f"task {surface[1]} loss $L_{surface[1]}$"
+    assert FigureSpec.from_json(spec.to_json()).surface == surface
+
+
+def test_surface_is_checked_and_written_only_for_the_landscape():
+    with pytest.raises(ValueError, match=r"surface must be one of \['mean', 'f1', 'f2'\]"):
+        FigureSpec(layout="landscape", surface="f3").validated()
+    assert "surface" not in FigureSpec(layout="paper").to_dict()
+    assert FigureSpec(layout="landscape").to_dict()["surface"] == "mean"

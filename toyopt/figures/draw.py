@@ -54,14 +54,22 @@ def _check_plane(problem) -> None:
 
 
 def mean_loss_grid(problem, params: dict, n: int = GRID) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """x1, x2 (n,) over the problem's box and the mean loss (n, n) on that grid (rows: x2);
-    cached (read-only arrays), since every panel of a figure draws the same landscape."""
-    return _mean_loss_grid(problem.name, tuple(sorted(params.items())), n)
+    """x1, x2 (n,) over the problem's box and the mean loss (n, n) on that grid (rows: x2)."""
+    return loss_grid(problem, params, "mean", n)
+
+
+def loss_grid(
+    problem, params: dict, surface: str = "mean", n: int = GRID
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """x1, x2 (n,) over the problem's box and, on that grid (rows: x2), the mean of the task losses
+    (``surface`` "mean") or task k's loss ("f1", "f2"); cached (read-only arrays), since every
+    panel of a figure draws the same landscape."""
+    return _loss_grid(problem.name, tuple(sorted(params.items())), surface, n)
 
 
 @lru_cache(maxsize=16)
-def _mean_loss_grid(
-    problem_name: str, params_key: tuple, n: int
+def _loss_grid(
+    problem_name: str, params_key: tuple, surface: str, n: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     problem, params = get_problem(problem_name), dict(params_key)
     (lo1, hi1), (lo2, hi2) = problem.box
@@ -69,17 +77,27 @@ def _mean_loss_grid(
     x2 = torch.linspace(lo2, hi2, n, dtype=torch.float64)
     xx2, xx1 = torch.meshgrid(x2, x1, indexing="ij")
     points = torch.stack([xx1.reshape(-1), xx2.reshape(-1)], dim=-1)
-    z = problem.losses(points, params).mean(-1).reshape(n, n)
-    arrays = (x1.numpy(), x2.numpy(), z.numpy())
+    losses = problem.losses(points, params)
+    z = losses.mean(-1) if surface == "mean" else losses[:, int(surface[1:]) - 1]
+    arrays = (x1.numpy(), x2.numpy(), z.reshape(n, n).numpy())
     for a in arrays:
         a.flags.writeable = False
     return arrays
 
 
-def draw_landscape(ax, config: Config) -> None:
-    """Filled contours of the mean loss, the Pareto set and the global minimum, on the box."""
+#: Title of a landscape panel per surface.
+SURFACE_TITLES = {
+    "mean": r"mean loss $\bar{L} = (L_1 + L_2)/2$",
+    "f1": r"task 1 loss $L_1$",
+    "f2": r"task 2 loss $L_2$",
+}
+
+
+def draw_landscape(ax, config: Config, surface: str = "mean") -> None:
+    """Filled contours of the mean loss (or of one task's, ``surface`` "f1" / "f2"), the Pareto set
+    and the global minimum of the mean, on the box."""
     problem, params = _problem(config)
-    x1, x2, z = mean_loss_grid(problem, params)
+    x1, x2, z = loss_grid(problem, params, surface)
     levels = np.unique(np.quantile(z, np.linspace(0.0, 1.0, LEVELS + 1)))
     cmap = LinearSegmentedColormap.from_list("toyopt_grays", LANDSCAPE_GRAYS)
     ax.contourf(x1, x2, z, levels=levels, cmap=cmap)
@@ -398,7 +416,7 @@ def landscape(config: Config, result: Result | None, spec: FigureSpec) -> Figure
     fig.get_layout_engine().set(w_pad=0.02, h_pad=0.02, wspace=0.06, hspace=0.04)
     axes = fig.subplot_mosaic(layout, height_ratios=rows)
     ax = axes["map"]
-    draw_landscape(ax, config)
+    draw_landscape(ax, config, spec.surface)
     span = _box_span(problem)
     extra = []
     if result is not None:
@@ -411,7 +429,7 @@ def landscape(config: Config, result: Result | None, spec: FigureSpec) -> Figure
             _marker(ax, init, START_STYLE, size=3.5, zorder=5)
     ax.set_xlabel(r"$x_1$")
     ax.set_ylabel(r"$x_2$")
-    ax.set_title(r"mean loss $\bar{L} = (L_1 + L_2)/2$", pad=3)
+    ax.set_title(SURFACE_TITLES[spec.surface], pad=3)
     draw_front(axes["front"], config, result, groups)
     draw_pareto_zoom(axes["zoom"], config)
     extra.append(Line2D([], [], color="#8C8C8C", linestyle=(0, (1.0, 1.2)), lw=0.8, label=CHORD_LABEL))
