@@ -202,3 +202,33 @@ def test_trajectory_panels_titles_and_legend_do_not_overlap_at_1280px(app_url, b
     ]
     assert not clashes
     page.close()
+
+
+#: The column headers the data grid draws (its accessible table holds only the visible columns).
+VISIBLE_HEADERS = """() => [...document.querySelectorAll('[data-testid=stDataFrame]')]
+    .map(df => [...df.querySelectorAll('[role=columnheader]')].map(h => h.textContent))"""
+
+
+@pytest.mark.e2e
+def test_every_readout_column_shows_at_1280px(app_url, browser):
+    """Cone vs ball with the longest method names: every read-out column is on screen at 1280 px."""
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    query = "methods=cagrad,conicgrad,conicgrad_exact&cagrad.c=0.4&conicgrad.c=0.5&conicgrad_exact.c=0.5"
+    page.goto(f"{app_url}/?view=regions&setup=conicgrad2025&{query}")
+    page.wait_for_selector("[data-testid=stDataFrame]", timeout=TIMEOUT)
+    _settle(page)
+    shown = {name for table in page.evaluate(VISIBLE_HEADERS) for name in table}
+    assert shown == {
+        "method",
+        "d",
+        "||d||",
+        "cos(d, g0)",
+        "<g1, d>",
+        "<g2, d>",
+        "dual cone",
+        "ball c=0.4",
+        "cone c=0.5",
+        "weights",
+        "flags",
+    }
+    page.close()
