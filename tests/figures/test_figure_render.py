@@ -320,3 +320,24 @@ def test_surface_is_checked_and_written_only_for_the_landscape():
         FigureSpec(layout="landscape", surface="f3").validated()
     assert "surface" not in FigureSpec(layout="paper").to_dict()
     assert FigureSpec(layout="landscape").to_dict()["surface"] == "mean"
+
+
+@pytest.mark.parametrize("width", ["single", "double"])
+def test_paper_titles_and_legend_fit_with_long_method_names(width):
+    """The ConicGrad labels with their c are long: panel titles wrap instead of running into the next
+    panel's, and the legend takes as many columns as fit the width."""
+    from toyopt.figures.draw import paper
+
+    methods = ["famo", "nashmtl", "cagrad", "conicgrad", "conicgrad_exact"]
+    result = run(get_setup("conicgrad2025").config(methods=methods, steps=4))
+    with matplotlib.rc_context(RC):
+        fig = paper(result, FigureSpec(layout="paper", width=width).validated())
+        fig.draw_without_rendering()
+        titles = [ax.title.get_window_extent() for ax in fig.axes if ax.get_title()]
+        legend = fig.legends[0].get_window_extent()
+    assert "ConicGrad, exact cone solution (c = 0.5)" in [t.get_text() for t in fig.legends[0].get_texts()]
+    figure = fig.bbox
+    assert figure.x0 <= legend.x0 and legend.x1 <= figure.x1
+    for i, a in enumerate(titles):
+        assert figure.x0 <= a.x0 and a.x1 <= figure.x1
+        assert not any(a.overlaps(b) for b in titles[i + 1 :])

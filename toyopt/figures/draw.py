@@ -6,6 +6,7 @@ here steps the optimizer except ``directions_at``, which evaluates each method o
 from __future__ import annotations
 
 import math
+import textwrap
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -23,7 +24,7 @@ from ..engine import Result
 from ..methods import METHODS, get_method, step_once
 from ..problems import get_problem
 from .spec import MAX_PANELS, FigureSpec
-from .style import GLOBAL_MIN_STYLE, LANDSCAPE_GRAYS, PARETO_COLOR, START_STYLE, method_style
+from .style import GLOBAL_MIN_STYLE, LANDSCAPE_GRAYS, PARETO_COLOR, RC, START_STYLE, method_style
 
 #: Landscape grid points per axis and number of filled contour levels.
 GRID = 241
@@ -224,6 +225,29 @@ def _short(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+#: Average width of a character of the style's sans-serif font, in em (for sizing legends and titles).
+CHAR_EM = 0.58
+#: What a legend entry needs besides its text (handle, padding, column spacing), in em.
+LEGEND_ENTRY_EM = 2.6 + 0.8 + 1.2
+
+
+def legend_columns(labels: list[str], width: float, most: int) -> int:
+    """The most columns (at most ``most``) in which a legend of ``labels``, split into columns as
+    matplotlib does (``np.array_split``), fits ``width`` inches at the style's legend font size."""
+    em = RC["legend.fontsize"] / 72
+    sizes = np.array([(len(label) * CHAR_EM + LEGEND_ENTRY_EM) * em for label in labels])
+    for ncols in range(max(1, min(most, len(labels))), 1, -1):
+        if sum(column.max() for column in np.array_split(sizes, ncols)) <= width:
+            return ncols
+    return 1
+
+
+def wrapped_title(text: str, inches: float) -> str:
+    """``text`` broken into lines that fit ``inches`` at the style's title font size."""
+    chars = max(8, int(inches * 72 / (RC["axes.titlesize"] * CHAR_EM)))
+    return "\n".join(textwrap.wrap(text, chars)) or text
+
+
 def _marks_legend(
     fig: Figure,
     extra: list | None = None,
@@ -257,6 +281,7 @@ def _marks_legend(
         ),
     ]
     handles += extra or []
+    ncols = legend_columns([h.get_label() for h in handles], fig.get_figwidth(), ncols)
     fig.legend(handles=handles, loc=loc, ncols=ncols, borderaxespad=0.2, columnspacing=1.2)
 
 
@@ -298,10 +323,14 @@ def paper(result: Result, spec: FigureSpec) -> Figure:
     side = width / cols
     # The legend above the panels: the marks, then every method (its line also in the convergence panel).
     handles = [method_handle(g.method, g.title) for g in groups]
-    legend_cols = min(3 + len(handles), max(3, int(width / 0.85)))
+    # Titles are centred over the axes, right of the x2 label: they get 80 % of a column.
+    marks = ["Pareto set", "global minimum", "start"]
+    legend_cols = legend_columns(marks + [g.title for g in groups], width, 3 + len(handles))
     legend_rows = math.ceil((3 + len(handles)) / legend_cols)
+    title_lines = max(wrapped_title(g.title, 0.8 * side).count("\n") + 1 for g in groups)
     fig = Figure(
-        figsize=(width, rows * (side + 0.02) + 0.07 + legend_rows * LEGEND_ROW), layout="constrained"
+        figsize=(width, rows * (side + 0.02 + 0.1 * (title_lines - 1)) + 0.07 + legend_rows * LEGEND_ROW),
+        layout="constrained",
     )
     fig.get_layout_engine().set(w_pad=0.02, h_pad=0.02, wspace=0.04, hspace=0.04)
     axes = fig.subplots(rows, cols, squeeze=False).reshape(-1)
@@ -310,7 +339,7 @@ def paper(result: Result, spec: FigureSpec) -> Figure:
         draw_landscape(ax, config)
         for i in group.lanes:
             draw_path(ax, result.x[:, i, :2], group.method, span, lw=1.2)
-        ax.set_title(group.title, pad=2.5)
+        ax.set_title(wrapped_title(group.title, 0.8 * side), pad=2.5)
         ax.set_xlabel(r"$x_1$", labelpad=1)
         ax.set_ylabel(r"$x_2$", labelpad=0)
     if spec.convergence:
@@ -403,9 +432,9 @@ def landscape(config: Config, result: Result | None, spec: FigureSpec) -> Figure
     groups = panels(config, result) if result is not None else []
     width = spec.inches
     side = width >= SIDE_BY_SIDE
-    entries = 4 + len(groups)
-    legend_cols = min(entries, max(2, int(width / 1.4)))
-    legend_rows = math.ceil(entries / legend_cols)
+    labels = ["Pareto set / front", "global minimum", "start", *(g.title for g in groups), CHORD_LABEL]
+    legend_cols = legend_columns(labels, width, max(2, int(width / 1.4)))
+    legend_rows = math.ceil(len(labels) / legend_cols)
     panel = width / 2 if side else width
     rows = [1.0, ZOOM_HEIGHT] if side else [1.0, 1.0, ZOOM_HEIGHT]
     layout = [["map", "front"], ["zoom", "zoom"]] if side else [["map"], ["front"], ["zoom"]]
