@@ -245,7 +245,8 @@ def legend_columns(labels: list[str], width: float, most: int) -> int:
 def wrapped_title(text: str, inches: float) -> str:
     """``text`` broken into lines that fit ``inches`` at the style's title font size."""
     chars = max(8, int(inches * 72 / (RC["axes.titlesize"] * CHAR_EM)))
-    return "\n".join(textwrap.wrap(text, chars)) or text
+    unbroken = text.replace(" = ", "\N{NO-BREAK SPACE}=\N{NO-BREAK SPACE}")  # "c = 0.5" stays on one line
+    return "\n".join(textwrap.wrap(unbroken, chars)) or text
 
 
 def _marks_legend(
@@ -281,7 +282,8 @@ def _marks_legend(
         ),
     ]
     handles += extra or []
-    ncols = legend_columns([h.get_label() for h in handles], fig.get_figwidth(), ncols)
+    inches = fig.bbox.width / fig.dpi  # a subfigure (the animation's panels) has no figure width
+    ncols = legend_columns([h.get_label() for h in handles], inches, ncols)
     fig.legend(handles=handles, loc=loc, ncols=ncols, borderaxespad=0.2, columnspacing=1.2)
 
 
