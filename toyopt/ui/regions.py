@@ -117,7 +117,17 @@ def _point_from_source(
         )
         last = len(result.recorded_steps) - 1
         values["at_step"] = min(values["at_step"], last)
-        controls.bound(st.slider, "at_step", "recorded step index", values, c, min_value=0, max_value=last)
+        recorded = result.recorded_steps
+        controls.bound(
+            st.select_slider,
+            "at_step",
+            "optimizer step",
+            values,
+            c,
+            options=list(range(last + 1)),
+            format_func=lambda i: f"{int(recorded[i])}",
+            help=f"The recorded states of the run: every {result.config.record_every} optimizer steps.",
+        )
         lane = s.lanes[values["traj_start"]]
         x = tuple(float(v) for v in result.x[values["at_step"], lane])
         where = (
