@@ -175,23 +175,16 @@ def readouts(grads: np.ndarray, updates: dict, cone_c: float, ball_c: float) -> 
     return rows
 
 
-def readout_tables(cone_c: float, ball_c: float) -> list[list[str]]:
-    """The read-out columns as two tables, each with the method's full name: where d lies (norm,
+#: The read-out columns that say what d is; the others say where it lies.
+WHAT_D_IS = ("d", "weights", "flags")
+
+
+def readout_tables(columns: list[str]) -> list[list[str]]:
+    """The read-out ``columns`` as two tables, each with the method's full name: where d lies (norm,
     angle, inner products, regions) and what d is (its entries, the method's weights, its flags).
     In one table they did not fit a 1280 px wide page next to the sidebar."""
-    return [
-        [
-            "method",
-            "||d||",
-            "cos(d, g0)",
-            "<g1, d>",
-            "<g2, d>",
-            "non-conflicting",
-            f"in ball (c={ball_c:g})",
-            f"in cone (c={cone_c:g})",
-        ],
-        ["method", "d", "weights", "flags"],
-    ]
+    where = [name for name in columns if name != "method" and name not in WHAT_D_IS]
+    return [["method", *where], ["method", *WHAT_D_IS]]
 
 
 def readout_headers(cone_c: float, ball_c: float) -> dict:
@@ -260,7 +253,7 @@ def view(values: dict[str, Any]) -> None:
         f"cos(g1, g2) = {cos12:.3f} ({'conflicting' if cos12 < 0 else 'not conflicting'})."
     )
     rows = readouts(grads, updates, cone_c, ball_c)
-    for columns in readout_tables(cone_c, ball_c):
+    for columns in readout_tables(list(rows[0])):
         st.dataframe(
             rows,
             hide_index=True,
