@@ -24,7 +24,7 @@ from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_r
 
 from .. import budget
 from ..config import MAX_GRID, Config
-from ..engine import Result, run
+from ..engine import Result, Series, run
 from ..methods import METHODS, ParamSpec, step_once
 from ..problems import get_problem
 from ..setups import get_setup
@@ -189,32 +189,17 @@ def gated_run(config: Config) -> Result | None:
     return cached_run(config_json)
 
 
-@dataclass(frozen=True)
-class Series:
-    """The lanes one panel shows: one method entry at the slider's value, every start."""
-
-    entry: int
-    method: str
-    title: str
-    lanes: tuple[int, ...]
-    params: dict
-
-
-def series(result: Result, values: dict[str, Any]) -> list[Series]:
-    """Per method entry, the lanes at the currently selected slider value."""
+def shown_series(result: Result, values: dict[str, Any]) -> list[Series]:
+    """Per method entry, the series (``Result.series``) at the currently selected slider value."""
     out = []
-    for e, entry in enumerate(result.config.methods):
-        spec = METHODS[entry.name]
-        combos = entry.grid()
+    for s in result.series():
+        entry = result.config.methods[s.entry]
         gp = grid_spec(entry.name)
         gi = 0
-        title = spec.label
         if gp is not None and isinstance(entry.params.get(gp.name), list):
-            grid = entry.params[gp.name]
-            gi = nearest_index(grid, values[f"{entry.name}.{gp.name}"])
-            title = f"{spec.label} ({gp.name} = {grid[gi]:g})"
-        lanes = tuple(lane.index for lane in result.lanes if lane.entry == e and lane.grid_index == gi)
-        out.append(Series(e, entry.name, title, lanes, combos[gi]))
+            gi = nearest_index(entry.params[gp.name], values[f"{entry.name}.{gp.name}"])
+        if s.grid_index == gi:
+            out.append(s)
     return out
 
 
