@@ -1,0 +1,11 @@
+"""Shared by every test directory."""
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _cli_default_backend_eager(monkeypatch):
+    """The CLI's default backend is compiled; tests that call the CLI in process run it eagerly so
+    that they compile nothing (each method's first compiled run costs seconds of CPU). The tests of
+    the default itself (tests/cli) put it back with ``monkeypatch.undo`` or ``setattr``."""
+    monkeypatch.setattr("toyopt.cli._common.DEFAULT_BACKEND", "eager")
