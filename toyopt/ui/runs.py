@@ -12,7 +12,7 @@ feasible-regions view.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,7 @@ from streamlit.runtime.scriptrunner_utils.exceptions import StopException
 from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
 from .. import budget
+from ..compiled import compiler_missing, missing
 from ..config import MAX_GRID, Config
 from ..engine import Result, Series, run
 from ..methods import METHODS, ParamSpec, step_once
@@ -163,12 +164,16 @@ def get_result(values: dict[str, Any], grids: bool = True) -> Result | None:
 def gated_run(config: Config) -> Result | None:
     """The cached run of ``config``, every view's one way to the engine: a run above the work or
     memory caps (``toyopt.budget``) is refused with an error, and one estimated above SLOW_SECONDS
-    waits for a click: None meanwhile."""
+    waits for a click: None meanwhile. It runs compiled where it can (``choose_backend``), and
+    says so where it cannot."""
     try:
         budget.check(config)
     except ValueError as exc:
         st.error(f"This run is too large: {exc}", icon=None)
         return None
+    config, notice = choose_backend(config)
+    if notice:
+        st.info(notice, icon=None)
     config_json = config.to_json()
     approved = st.session_state.setdefault("approved_runs", set())
     if config_json not in approved:
@@ -187,6 +192,21 @@ def gated_run(config: Config) -> Result | None:
             gate.empty()
         approved.add(config_json)
     return cached_run(config_json)
+
+
+def choose_backend(config: Config) -> tuple[Config, str | None]:
+    """``config`` on the compiled backend when every method's compiled step is ready in this
+    process (``toyopt.compiled.missing``; the server's warm-up fills the cache), else on the eager
+    one, with the notice the page shows."""
+    reason = compiler_missing()
+    if reason:
+        return replace(config, backend="eager"), "No C++ compiler found: this run is eager (slower)."
+    not_ready = missing(config)
+    if not_ready:
+        labels = ", ".join(METHODS[name].label for name in not_ready)
+        notice = f"Compiled step of {labels} not ready (warming up): ran eager."
+        return replace(config, backend="eager"), notice
+    return replace(config, backend="compiled"), None
 
 
 def shown_series(result: Result, values: dict[str, Any]) -> list[Series]:
