@@ -7,12 +7,6 @@ from app_figures import APP
 from streamlit.testing.v1 import AppTest
 
 
-@pytest.fixture(autouse=True)
-def no_warmup(monkeypatch):
-    """The app starts a background compile at server start; the tests start none unless asked."""
-    monkeypatch.setenv("TOYOPT_WARMUP", "0")
-
-
 @pytest.fixture
 def app():
     def make(**query) -> AppTest:
