@@ -25,7 +25,7 @@ def test_a_basins_link_brings_the_maps_back_with_the_sidebars_run(app):
     base = setup.config(
         ["ls", "cagrad"],
         steps=50,
-        lr=setup.lr * 10,
+        lr=setup.lr,
         params={"cagrad": {"c": setup.entry("cagrad").params["c"]}},
     )
     ref, _ = run_basins(base, Starts("grid", 5, ((-10.0, 10.0), (-10.0, 10.0))))
