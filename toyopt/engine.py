@@ -129,8 +129,8 @@ class Series:
 def series(config: Config, lanes: list[Lane] | None = None) -> list[Series]:
     """One Series per method entry and grid value, in entry then grid order (the lanes of a run
     of ``config``: ``build_lanes`` unless given). Titled by the method's label, with the grid's
-    values when the entry has more than one, every parameter when the method appears twice, and
-    the entry's index when that still leaves two titles alike."""
+    values when the entry has more than one; when the method appears twice, with every parameter
+    and the entry's index (so titles stay distinct)."""
     lanes = build_lanes(config) if lanes is None else lanes
     members: dict[tuple[int, int], list[int]] = {}
     for lane in lanes:
