@@ -36,7 +36,7 @@ def test_a_method_not_compiled_yet_runs_eager_with_a_notice(app, monkeypatch):
     at = app(**FAST)
     assert not at.exception
     notices = [i.value for i in at.info if "not ready" in i.value]
-    assert notices == [f"Compiled step of {METHODS['mgda'].label} not ready (warming up): ran eager."]
+    assert notices == [f"Compiled step of {METHODS['mgda'].label} not ready (warming up): runs eager."]
     shown = next(c.value for c in at.caption if "steps of adam" in c.value)
     assert shown.startswith("120 steps"), "the run itself went ahead"
 

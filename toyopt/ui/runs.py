@@ -200,11 +200,11 @@ def choose_backend(config: Config) -> tuple[Config, str | None]:
     one, with the notice the page shows."""
     reason = compiler_missing()
     if reason:
-        return replace(config, backend="eager"), "No C++ compiler found: this run is eager (slower)."
+        return replace(config, backend="eager"), "No C++ compiler found: runs eager (slower)."
     not_ready = missing(config)
     if not_ready:
         labels = ", ".join(METHODS[name].label for name in not_ready)
-        notice = f"Compiled step of {labels} not ready (warming up): ran eager."
+        notice = f"Compiled step of {labels} not ready (warming up): runs eager."
         return replace(config, backend="eager"), notice
     return replace(config, backend="compiled"), None
 
