@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from . import budget, geometry
-from .config import Config
+from .config import Config, MethodEntry
 from .methods import draw_random, get_method, lane_params
 from .methods.base import StepInput
 from .optim import make_optimizer
@@ -107,6 +107,62 @@ class Result:
 
     def lanes_of(self, entry: int) -> list[Lane]:
         return [lane for lane in self.lanes if lane.entry == entry]
+
+    def series(self) -> list[Series]:
+        """The lanes regrouped by method entry and grid value (see ``series``)."""
+        return series(self.config, self.lanes)
+
+
+@dataclass(frozen=True, eq=False)
+class Series:
+    """The lanes of one method entry at one grid value, in start order: what one panel, curve
+    group, basin map or table row shows."""
+
+    entry: int  # index into config.methods
+    grid_index: int
+    method: str
+    params: dict  # the entry's parameter values at this grid value
+    title: str
+    lanes: np.ndarray  # (starts,) int lane indices
+
+
+def series(config: Config, lanes: list[Lane] | None = None) -> list[Series]:
+    """One Series per method entry and grid value, in entry then grid order (the lanes of a run
+    of ``config``: ``build_lanes`` unless given). Titled by the method's label, with its swept
+    parameter (CAGrad's or ConicGrad's c) and the grid's values when the entry has more than one;
+    when the method appears twice, with every parameter and the entry's index (so titles stay
+    distinct)."""
+    lanes = build_lanes(config) if lanes is None else lanes
+    members: dict[tuple[int, int], list[int]] = {}
+    for lane in lanes:
+        members.setdefault((lane.entry, lane.grid_index), []).append(lane.index)
+    names = [entry.name for entry in config.methods]
+    out = []
+    for e, entry in enumerate(config.methods):
+        combos = entry.grid()
+        repeated = names.count(entry.name) > 1
+        shown = sorted(entry.params) if repeated else _title_params(entry, len(combos))
+        for gi, combo in enumerate(combos):
+            title = get_method(entry.name).label
+            if shown:
+                title += " (" + ", ".join(f"{k} = {_short(combo[k])}" for k in shown) + ")"
+            if repeated:
+                title += f" #{e}"
+            idx = np.asarray(members.get((e, gi), []), dtype=np.int64)
+            out.append(Series(e, gi, entry.name, dict(combo), title, idx))
+    return out
+
+
+def _title_params(entry: MethodEntry, combos: int) -> list[str]:
+    """The parameters a single entry's title names: its swept one (the c every panel of the app
+    shows), then the grid's when it has more than one value."""
+    grid_keys = [k for k, v in entry.params.items() if isinstance(v, list)] if combos > 1 else []
+    swept = get_method(entry.name).swept()
+    return [swept.name] + [k for k in grid_keys if k != swept.name] if swept is not None else grid_keys
+
+
+def _short(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def build_lanes(config: Config) -> list[Lane]:

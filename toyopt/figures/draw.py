@@ -20,7 +20,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from .. import geometry
 from ..config import Config
-from ..engine import Result
+from ..engine import Result, Series, series
 from ..methods import METHODS, get_method, step_once
 from ..problems import get_problem
 from .spec import MAX_PANELS, FigureSpec
@@ -180,51 +180,6 @@ def draw_path(
     return line, end
 
 
-@dataclass(frozen=True)
-class Panel:
-    """The lanes of one method entry and one grid value."""
-
-    entry: int
-    grid_index: int
-    method: str
-    title: str
-    lanes: tuple[int, ...]
-
-
-def panels(config: Config, result: Result | None = None) -> list[Panel]:
-    """One panel per method entry and grid value, titled by the method's label and its swept
-    parameter (CAGrad's or ConicGrad's c, as the app's panels are), the grid values, or the entry's
-    parameters when a method appears twice."""
-    counts: dict[str, int] = {}
-    for entry in config.methods:
-        counts[entry.name] = counts.get(entry.name, 0) + 1
-    out = []
-    for e, entry in enumerate(config.methods):
-        combos = entry.grid()
-        grid_keys = [k for k, v in entry.params.items() if isinstance(v, list)]
-        for gi, combo in enumerate(combos):
-            label = METHODS[entry.name].label
-            shown = grid_keys if len(combos) > 1 else []
-            swept = METHODS[entry.name].swept()
-            if swept is not None and swept.name not in shown:
-                shown = [swept.name, *shown]
-            if counts[entry.name] > 1:
-                shown = sorted(entry.params)
-            if shown:
-                label += " (" + ", ".join(f"{k} = {_short(combo[k])}" for k in shown) + ")"
-            lanes = ()
-            if result is not None:
-                lanes = tuple(
-                    lane.index for lane in result.lanes if lane.entry == e and lane.grid_index == gi
-                )
-            out.append(Panel(e, gi, entry.name, label, lanes))
-    return out
-
-
-def _short(value) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
 #: Average width of a character of the style's sans-serif font, in em (for sizing legends and titles).
 CHAR_EM = 0.58
 #: What a legend entry needs besides its text (handle, padding, column spacing), in em.
@@ -312,7 +267,7 @@ def paper(result: Result, spec: FigureSpec) -> Figure:
     config = result.config
     problem, _ = _problem(config)
     _check_plane(problem)
-    groups = panels(config, result)
+    groups = result.series()
     if len(groups) > MAX_PANELS:
         raise ValueError(
             f"the paper layout draws at most {MAX_PANELS} panels (methods x grid values); "
@@ -365,7 +320,7 @@ def gap_series(result: Result, lanes: tuple[int, ...], gap: str) -> np.ndarray:
     return values.mean(-1)
 
 
-def convergence(ax, result: Result, groups: list[Panel], gap: str) -> None:
+def convergence(ax, result: Result, groups: list[Series], gap: str) -> None:
     steps = result.recorded_steps
     every = max(len(steps) // 4, 1)
     lowest, highest = np.inf, 0.0
@@ -431,7 +386,7 @@ def landscape(config: Config, result: Result | None, spec: FigureSpec) -> Figure
     legend at the bottom, so the panels fill the width."""
     problem, params = _problem(config)
     _check_plane(problem)
-    groups = panels(config, result) if result is not None else []
+    groups = result.series() if result is not None else []
     width = spec.inches
     side = width >= SIDE_BY_SIDE
     labels = ["Pareto set / front", "global minimum", "start", *(g.title for g in groups), CHORD_LABEL]
@@ -488,7 +443,7 @@ def draw_pareto_zoom(ax, config: Config) -> None:
     ax.set_title(rf"Pareto set on its own $x_2$ scale (spans {spread:.3g})", pad=3)
 
 
-def draw_front(ax, config: Config, result: Result | None, groups: list[Panel]) -> None:
+def draw_front(ax, config: Config, result: Result | None, groups: list[Series]) -> None:
     """Loss space: the Pareto front, the image of the global minimum and (with a result) each
     lane's losses."""
     problem, params = _problem(config)
@@ -515,7 +470,7 @@ def front(result: Result, spec: FigureSpec) -> Figure:
     config = result.config
     problem, _ = _problem(config)
     _check_plane(problem)
-    groups = panels(config, result)
+    groups = result.series()
     fig, ax, where, ncols = _single_panel(spec, 3 + len(groups), 2)
     draw_front(ax, config, result, groups)
     extra = [method_handle(group.method, group.title) for group in groups]
@@ -550,7 +505,7 @@ def directions_at(config: Config, point: tuple[float, float]) -> tuple[np.ndarra
     losses, grads = problem.losses_and_grads(x, params)
     lower = torch.tensor([config.resolved_lower_bounds()], dtype=torch.float64)
     out = []
-    firsts = [p for p in panels(config) if p.grid_index == 0]
+    firsts = [p for p in series(config) if p.grid_index == 0]
     for e, (entry, group) in enumerate(zip(config.methods, firsts)):
         gen = torch.Generator().manual_seed(config.seed * 7919 + e)
         step = step_once(get_method(entry.name), entry.grid()[0], grads, losses, lower, gen)
