@@ -28,12 +28,12 @@ from ..engine import Result, run
 from ..methods import METHODS, ParamSpec, step_once
 from ..problems import get_problem
 from ..setups import get_setup
+from . import cache
 
 #: At most this many grid values per slider (the core allows MAX_GRID).
 GRID_VALUES = min(21, MAX_GRID)
 #: Recorded states per lane (record_every is chosen to stay near this).
 RECORD_TARGET = 500
-CACHE_ENTRIES = 12
 PROGRESS_CHUNK = 128
 #: Estimated seconds between two progress callbacks (where a closed session stops the run).
 PROGRESS_SECONDS = 0.5
@@ -142,16 +142,21 @@ def progress_reporter(bar, text: str):
     return report
 
 
-@st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
 def cached_run(config_json: str) -> Result:
-    """engine.run for one config, cached by its JSON. The progress bar is created inside (a
-    cached call replays it, already emptied). Short chunks keep the bar moving, let a widget
+    """engine.run for one config, kept in the app's shared cache (``cache.cached``) by its JSON:
+    every session gets the same Result, its arrays read-only. The progress bar's slot is made on
+    every call (a cached call leaves it empty). Short chunks keep the bar moving, let a widget
     change interrupt a long run quickly and stop it when the session goes away."""
+    return _shared_run(config_json, st.empty())
+
+
+@cache.cached("run")
+def _shared_run(config_json: str, _slot) -> Result:
     config = Config.from_json(config_json)
     text = _progress_text(config)
-    bar = st.progress(0.0, text=text)
+    bar = _slot.progress(0.0, text=text)
     result = run(config, progress=progress_reporter(bar, text), chunk=progress_chunk(config))
-    bar.empty()
+    _slot.empty()
     return result
 
 

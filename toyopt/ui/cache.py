@@ -1,0 +1,194 @@
+"""The app's one store of computed results (runs, basin classifications, prepared files), shared by
+every session and bounded by bytes.
+
+Why not ``st.cache_data``: it keeps each entry pickled and gives every call its own unpickled copy,
+so the same 30 MB run is held once in the cache and once more by every script run that uses it, and
+its cap counts entries, not bytes (12 entries of the largest run a link allows are 0.4 GB before any
+copy). Here an entry is held once, handed to every session as the same object (its numpy arrays
+made read-only), and the least recently used entries are dropped once their bytes together exceed
+``MAX_CACHE_BYTES``.
+
+Two sessions asking for the same key at once compute it once: the second waits for the first. If
+the first stops (its tab closed: ``StopException``; a widget change: a rerun), nothing is stored
+and the waiting session computes it itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import inspect
+import sys
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+#: Bytes of results the app keeps for all sessions together: 7 of the largest runs a link allows
+#: (about 33 MB each) or 20 runs of the default preset (13 MB each). docs/robustness.md.
+MAX_CACHE_BYTES = 256 * 2**20
+
+
+def nbytes(value: Any) -> int:
+    """The bytes ``value`` holds: numpy arrays' buffers, bytes and str, and ``sys.getsizeof`` of
+    every other object, walking dataclasses, dicts, lists and tuples (each object counted once)."""
+    seen: set[int] = set()
+    total = 0
+    todo = [value]
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, np.ndarray):
+            total += obj.nbytes + sys.getsizeof(obj[:0])
+            if obj.dtype == object:
+                todo.extend(obj.ravel().tolist())
+            continue
+        total += sys.getsizeof(obj)
+        todo.extend(_parts(obj))
+    return total
+
+
+def _parts(obj: Any) -> list:
+    if isinstance(obj, dict):
+        return [*obj.keys(), *obj.values()]
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return list(obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return [getattr(obj, f.name) for f in dataclasses.fields(obj)]
+    return []
+
+
+def freeze(value: Any) -> Any:
+    """``value`` with every numpy array in it made read-only (it is shared by all sessions)."""
+    seen: set[int] = set()
+    todo = [value]
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, np.ndarray):
+            obj.flags.writeable = False
+        else:
+            todo.extend(_parts(obj))
+    return value
+
+
+@dataclasses.dataclass
+class _Computing:
+    """One key being computed: its lock and how many callers hold or wait for it."""
+
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    users: int = 0
+
+
+class SharedCache:
+    """A least-recently-used map whose entries together hold at most ``max_bytes`` (``nbytes``),
+    safe for concurrent sessions. An entry larger than ``max_bytes`` is returned but not kept."""
+
+    def __init__(self, max_bytes: int):
+        if max_bytes <= 0:
+            raise ValueError(f"max_bytes must be positive, got {max_bytes}")
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self._computing: dict[Hashable, _Computing] = {}
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._entries
+
+    def get(self, key: Hashable) -> tuple[bool, Any]:
+        """(True, value) and the entry becomes the most recently used, or (False, None)."""
+        with self._lock:
+            if key not in self._entries:
+                return False, None
+            self._entries.move_to_end(key)
+            return True, self._entries[key][0]
+
+    def put(self, key: Hashable, value: Any) -> bool:
+        """Keep ``value`` (frozen) under ``key``, dropping the least recently used entries until the
+        total fits; False (not kept) if ``value`` alone exceeds the cap."""
+        size = nbytes(freeze(value))
+        with self._lock:
+            if key in self._entries:
+                self._bytes -= self._entries.pop(key)[1]
+            if size > self.max_bytes:
+                return False
+            while self._bytes + size > self.max_bytes:
+                self._bytes -= self._entries.popitem(last=False)[1][1]
+            self._entries[key] = (value, size)
+            self._bytes += size
+            return True
+
+    def get_or_compute(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """The entry of ``key``, computed by ``compute()`` (and kept) if missing. A caller that finds
+        ``key`` being computed by another waits for that and takes its value; if that computation
+        raised, the caller computes it itself."""
+        found, value = self.get(key)
+        if found:
+            return value
+        with self._lock:
+            slot = self._computing.setdefault(key, _Computing())
+            slot.users += 1
+        try:
+            with slot.lock:
+                found, value = self.get(key)
+                if found:
+                    return value
+                value = compute()
+                self.put(key, value)
+                return value
+        finally:
+            with self._lock:
+                slot.users -= 1
+                if slot.users == 0:
+                    del self._computing[key]
+
+
+@st.cache_resource(show_spinner=False)
+def store() -> SharedCache:
+    """The server process's one SharedCache (held by Streamlit across sessions and reruns)."""
+    return SharedCache(MAX_CACHE_BYTES)
+
+
+def cached(kind: str, spinner: str | None = None) -> Callable:
+    """Decorator: calls of ``fn`` are kept in ``store()`` keyed by ``kind`` and the arguments whose
+    names do not start with an underscore (Streamlit's convention for unhashed arguments).
+    ``spinner``: shown while a missing entry is computed."""
+
+    def wrap(fn: Callable) -> Callable:
+        names = list(inspect.signature(fn).parameters)
+
+        @functools.wraps(fn)
+        def call(*args: Any) -> Any:
+            key = (kind, *(a for n, a in zip(names, args) if not n.startswith("_")))
+            cache = store()
+            found, value = cache.get(key)
+            if found:
+                return value
+            with st.spinner(spinner) if spinner else contextlib.nullcontext():
+                value = cache.get_or_compute(key, lambda: fn(*args))
+            if key not in cache:
+                st.caption(
+                    f"Not kept in the app's cache (at most {cache.max_bytes / 2**20:.0f} MiB for all "
+                    f"sessions; this is {nbytes(value) / 2**20:.0f} MiB): it is computed again when asked for."
+                )
+            return value
+
+        return call
+
+    return wrap
