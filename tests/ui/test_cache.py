@@ -152,3 +152,32 @@ def test_the_app_runs_one_shared_result_per_config(monkeypatch):
     b = runs.cached_run(config.to_json())
     assert a is b and len(store) == 1
     assert np.array_equal(a.x, run(config).x)  # the cache changes nothing in the numbers
+
+
+def _rss() -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+
+
+def test_freed_heap_pages_go_back_to_the_system():
+    """Large blocks freed between live small ones in a script thread's heap stay in the process's
+    RSS until ``release_freed_memory`` hands them back (glibc)."""
+    if cache._MALLOC_TRIM is None:
+        pytest.skip("the C library has no malloc_trim")
+    np.ones(2**22).sum()  # a freed 32 MB mapping raises glibc's mmap threshold: 1 MB blocks go to the heap
+    held = {}
+
+    def fragment():
+        blocks, pins = [], []
+        for _ in range(120):
+            blocks.append(np.ones(2**17))  # 1 MB, its pages touched
+            pins.append(np.ones(8))  # a live block after each one
+        del blocks
+        held["pins"] = pins
+
+    worker = threading.Thread(target=fragment)
+    worker.start()
+    worker.join()
+    before = _rss()
+    cache.release_freed_memory()
+    assert before - _rss() > 60 * 2**20

@@ -16,6 +16,8 @@ and the waiting session computes it itself.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import dataclasses
 import functools
 import inspect
@@ -31,6 +33,26 @@ import streamlit as st
 #: Bytes of results the app keeps for all sessions together: 7 of the largest runs a link allows
 #: (about 33 MB each) or 20 runs of the default preset (13 MB each). docs/robustness.md.
 MAX_CACHE_BYTES = 256 * 2**20
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or None where the C library has none."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim
+    except (OSError, AttributeError, TypeError):
+        return None
+
+
+_MALLOC_TRIM = _malloc_trim()
+
+
+def release_freed_memory() -> None:
+    """Hand the freed pages of the C heap back to the operating system (glibc only; elsewhere
+    nothing). Why: a run's temporaries and the entries the cache drops are freed into the heaps of
+    the short-lived script threads, and glibc keeps those pages. Measured: 10 of the largest runs
+    held 713 MB of RSS in one process, 516 MB after one trim (30 ms)."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 def nbytes(value: Any) -> int:
@@ -60,6 +82,8 @@ def _parts(obj: Any) -> list:
     if isinstance(obj, (list, tuple, set, frozenset)):
         return list(obj)
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        if hasattr(obj, "__dict__"):
+            return [obj.__dict__]  # the fields, and the dict that holds them
         return [getattr(obj, f.name) for f in dataclasses.fields(obj)]
     return []
 
@@ -151,6 +175,7 @@ class SharedCache:
                     return value
                 value = compute()
                 self.put(key, value)
+                release_freed_memory()
                 return value
         finally:
             with self._lock:
