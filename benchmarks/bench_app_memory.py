@@ -12,7 +12,8 @@ states as the published 35 000 steps are) and
 grid of 21 values, 12 starts, about 500 recorded states). Figures: RSS before, peak, settled with the
 8 tabs still open (after a 15 s pause) and settled after they closed.
 
-    nice -n 5 python benchmarks/bench_app_memory.py --scenario default --out benchmarks/results/app_memory.json
+    nice -n 5 python benchmarks/bench_app_memory.py --scenario largest \
+        --out benchmarks/results/app_memory.json
 """
 
 from __future__ import annotations

@@ -210,7 +210,8 @@ def cached(kind: str, spinner: str | None = None) -> Callable:
             if key not in cache:
                 st.caption(
                     f"Not kept in the app's cache (at most {cache.max_bytes / 2**20:.0f} MiB for all "
-                    f"sessions; this is {nbytes(value) / 2**20:.0f} MiB): it is computed again when asked for."
+                    f"sessions; this is {nbytes(value) / 2**20:.0f} MiB): it is computed again when "
+                    "asked for."
                 )
             return value
 
