@@ -181,3 +181,22 @@ def test_freed_heap_pages_go_back_to_the_system():
     before = _rss()
     cache.release_freed_memory()
     assert before - _rss() > 60 * 2**20
+
+
+def test_the_decorator_keys_by_the_plain_arguments_and_says_when_a_result_is_not_kept(monkeypatch):
+    store = cache.SharedCache(1000)
+    monkeypatch.setattr(cache, "store", lambda: store)
+    said = []
+    monkeypatch.setattr(cache.st, "caption", said.append)
+    calls = []
+
+    @cache.cached("zeros")
+    def zeros(n, _unhashed):
+        calls.append(n)
+        return np.zeros(n)
+
+    assert zeros(10_000, object()).shape == (10_000,)  # 80 kB > the 1000-byte cap
+    assert len(said) == 1 and "Not kept" in said[0] and len(store) == 0
+    zeros(10, object())
+    zeros(10, object())  # another unhashed argument, same key: from the store
+    assert calls == [10_000, 10] and ("zeros", 10) in store and len(said) == 1
