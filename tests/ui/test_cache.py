@@ -45,6 +45,7 @@ def test_nbytes_counts_shared_objects_once_and_walks_containers():
     a = np.zeros(1000)  # 8000 bytes
     assert cache.nbytes({"x": a, "y": a}) - cache.nbytes({"x": a}) < 200
     assert cache.nbytes([a, (a.copy(), b"z" * 5000)]) >= 8000 + 8000 + 5000
+    assert cache.nbytes(a[::2]) >= 4000 and cache.nbytes(np.array(1.0)) >= 8  # a view, a 0-d array
 
 
 def test_the_cache_never_exceeds_its_byte_cap():

@@ -67,7 +67,7 @@ def nbytes(value: Any) -> int:
             continue
         seen.add(id(obj))
         if isinstance(obj, np.ndarray):
-            total += obj.nbytes + sys.getsizeof(obj[:0])
+            total += max(sys.getsizeof(obj), obj.nbytes)  # a view's getsizeof leaves out its data
             if obj.dtype == object:
                 todo.extend(obj.ravel().tolist())
             continue
