@@ -201,3 +201,78 @@ def test_the_decorator_keys_by_the_plain_arguments_and_says_when_a_result_is_not
     zeros(10, object())
     zeros(10, object())  # another unhashed argument, same key: from the store
     assert calls == [10_000, 10] and ("zeros", 10) in store and len(said) == 1
+
+
+def test_at_most_max_computing_keys_compute_at_once_and_waiters_are_told():
+    """Six sessions with six different keys: never more than two computations at a time (the
+    working memory of a run is bounded with them), and each session that had to wait was told."""
+    store = cache.SharedCache(2**30, max_computing=2)
+    lock = threading.Lock()
+    running, peak, waited = [0], [0], set()
+
+    def compute():
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.3)
+        with lock:
+            running[0] -= 1
+        return np.zeros(3)
+
+    def session(i):
+        store.get_or_compute(("run", i), compute, lambda: waited.add(i))
+
+    threads = [threading.Thread(target=session, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert peak[0] == 2 and len(store) == 6
+    assert len(waited) >= 4, "four sessions at least waited for a turn"
+
+
+def test_a_waiting_session_that_closes_stops_waiting_and_frees_no_turn_it_did_not_hold():
+    store = cache.SharedCache(2**30, max_computing=1)
+    release = threading.Event()
+    holding = threading.Event()
+
+    def slow():
+        holding.set()
+        release.wait(10)
+        return np.zeros(1)
+
+    holder = threading.Thread(target=store.get_or_compute, args=("a", slow))
+    holder.start()
+    holding.wait(10)
+
+    def closed_tab():
+        raise StopException()
+
+    with pytest.raises(StopException):
+        store.get_or_compute("b", lambda: np.ones(1), closed_tab)
+    release.set()
+    holder.join(10)
+    assert "b" not in store and "a" in store
+    # The one turn is free again: a later computation runs at once.
+    assert store.get_or_compute("c", lambda: np.ones(2), closed_tab)[0] == 1.0
+
+
+def test_the_wait_notice_says_so_once_and_is_cleared(monkeypatch):
+    shown = []
+
+    class Slot:
+        def info(self, text, icon=None):
+            shown.append(text)
+
+        def empty(self):
+            shown.append("cleared")
+
+    monkeypatch.setattr(cache.st, "empty", Slot)
+    notice = cache._WaitNotice(2)
+    notice.tick()
+    notice.tick()
+    notice.clear()
+    assert len(shown) == 2 and "at most 2 results at once" in shown[0] and shown[1] == "cleared"
+    monkeypatch.setattr(cache, "session_active", lambda: False)
+    with pytest.raises(StopException):
+        notice.tick()

@@ -11,6 +11,11 @@ made read-only), and the least recently used entries are dropped once their byte
 Two sessions asking for the same key at once compute it once: the second waits for the first. If
 the first stops (its tab closed: ``StopException``; a widget change: a rerun), nothing is stored
 and the waiting session computes it itself.
+
+At most ``MAX_COMPUTING`` entries are computed at once, whatever the number of sessions: a run's
+working memory (its chunks and their joined arrays, about twice its recorded bytes) is then bounded
+as the kept entries are, and the cores are not split between more runs than there are. A session
+waiting for a turn says so on its page and stops waiting when its tab closes.
 """
 
 from __future__ import annotations
@@ -29,10 +34,17 @@ from typing import Any
 
 import numpy as np
 import streamlit as st
+from streamlit.runtime import Runtime
+from streamlit.runtime.scriptrunner_utils.exceptions import StopException
+from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
 #: Bytes of results the app keeps for all sessions together: 7 of the largest runs a link allows
 #: (about 33 MB each) or 20 runs of the default preset (13 MB each). docs/robustness.md.
 MAX_CACHE_BYTES = 256 * 2**20
+#: Entries computed at once for all sessions together: one per core of the reference machine.
+MAX_COMPUTING = 2
+#: Seconds between checks, while waiting for a turn, that the waiting session is still open.
+WAIT_POLL_SECONDS = 0.25
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
@@ -53,6 +65,15 @@ def release_freed_memory() -> None:
     held 713 MB of RSS in one process, 516 MB after one trim (30 ms)."""
     if _MALLOC_TRIM is not None:
         _MALLOC_TRIM(0)
+
+
+def session_active() -> bool:
+    """False once the browser session of this script run has gone away (tab closed). Outside a
+    Streamlit server (tests, AppTest) there is no session to lose: True."""
+    ctx = get_script_run_ctx(suppress_warning=True)
+    if ctx is None or not Runtime.exists():
+        return True
+    return Runtime.instance().is_active_session(ctx.session_id)
 
 
 def nbytes(value: Any) -> int:
@@ -114,12 +135,17 @@ class _Computing:
 
 class SharedCache:
     """A least-recently-used map whose entries together hold at most ``max_bytes`` (``nbytes``),
-    safe for concurrent sessions. An entry larger than ``max_bytes`` is returned but not kept."""
+    safe for concurrent sessions. An entry larger than ``max_bytes`` is returned but not kept. At
+    most ``max_computing`` computations run at once."""
 
-    def __init__(self, max_bytes: int):
+    def __init__(self, max_bytes: int, max_computing: int = MAX_COMPUTING):
         if max_bytes <= 0:
             raise ValueError(f"max_bytes must be positive, got {max_bytes}")
+        if max_computing < 1:
+            raise ValueError(f"max_computing must be at least 1, got {max_computing}")
         self.max_bytes = max_bytes
+        self.max_computing = max_computing
+        self._turns = threading.BoundedSemaphore(max_computing)
         self._entries: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
@@ -158,10 +184,13 @@ class SharedCache:
             self._bytes += size
             return True
 
-    def get_or_compute(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+    def get_or_compute(
+        self, key: Hashable, compute: Callable[[], Any], waiting: Callable[[], None] | None = None
+    ) -> Any:
         """The entry of ``key``, computed by ``compute()`` (and kept) if missing. A caller that finds
         ``key`` being computed by another waits for that and takes its value; if that computation
-        raised, the caller computes it itself."""
+        raised, the caller computes it itself. A caller waiting for one of the ``max_computing``
+        turns calls ``waiting()`` every WAIT_POLL_SECONDS (it may raise to stop waiting)."""
         found, value = self.get(key)
         if found:
             return value
@@ -173,7 +202,8 @@ class SharedCache:
                 found, value = self.get(key)
                 if found:
                     return value
-                value = compute()
+                with self._turn(waiting):
+                    value = compute()
                 self.put(key, value)
                 release_freed_memory()
                 return value
@@ -182,6 +212,17 @@ class SharedCache:
                 slot.users -= 1
                 if slot.users == 0:
                     del self._computing[key]
+
+    @contextlib.contextmanager
+    def _turn(self, waiting: Callable[[], None] | None):
+        """Holds one of the ``max_computing`` turns while the block runs."""
+        while not self._turns.acquire(timeout=WAIT_POLL_SECONDS):
+            if waiting is not None:
+                waiting()
+        try:
+            yield
+        finally:
+            self._turns.release()
 
 
 @st.cache_resource(show_spinner=False)
@@ -206,7 +247,11 @@ def cached(kind: str, spinner: str | None = None) -> Callable:
             if found:
                 return value
             with st.spinner(spinner) if spinner else contextlib.nullcontext():
-                value = cache.get_or_compute(key, lambda: fn(*args))
+                notice = _WaitNotice(cache.max_computing)
+                try:
+                    value = cache.get_or_compute(key, lambda: fn(*args), notice.tick)
+                finally:
+                    notice.clear()
             if key not in cache:
                 st.caption(
                     f"Not kept in the app's cache (at most {cache.max_bytes / 2**20:.0f} MiB for all "
@@ -218,3 +263,28 @@ def cached(kind: str, spinner: str | None = None) -> Callable:
         return call
 
     return wrap
+
+
+class _WaitNotice:
+    """``get_or_compute``'s ``waiting`` for a script run: ``tick`` says once, in a slot of the
+    page, that the result waits for a turn, and stops the script run (StopException) once its
+    session has gone; ``clear`` takes the notice away when the wait is over."""
+
+    def __init__(self, turns: int):
+        self.turns = turns
+        self.slot = None
+
+    def tick(self) -> None:
+        if not session_active():
+            raise StopException()
+        if self.slot is None:
+            self.slot = st.empty()
+            self.slot.info(
+                f"Waiting for a turn: the app computes at most {self.turns} results at once for all "
+                "its users, and others are running.",
+                icon=None,
+            )
+
+    def clear(self) -> None:
+        if self.slot is not None:
+            self.slot.empty()

@@ -18,9 +18,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 import torch
-from streamlit.runtime import Runtime
 from streamlit.runtime.scriptrunner_utils.exceptions import StopException
-from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
 from .. import budget
 from ..compiled import compiler_missing, missing
@@ -112,15 +110,6 @@ def _progress_text(config: Config) -> str:
     return f"Running {len(config.methods)} method(s), {lanes} lanes, {config.steps} steps"
 
 
-def session_active() -> bool:
-    """False once the browser session of this script run has gone away (tab closed). Outside a
-    Streamlit server (tests, AppTest) there is no session to lose: True."""
-    ctx = get_script_run_ctx(suppress_warning=True)
-    if ctx is None or not Runtime.exists():
-        return True
-    return Runtime.instance().is_active_session(ctx.session_id)
-
-
 def progress_chunk(config: Config) -> int:
     """Steps per engine chunk: about PROGRESS_SECONDS of estimated work (at most PROGRESS_CHUNK),
     so the progress callback, where a closed session stops the run, comes often."""
@@ -134,7 +123,7 @@ def progress_reporter(bar, text: str):
     shown = [0.0]
 
     def report(fraction: float) -> None:
-        if not session_active():
+        if not cache.session_active():
             raise StopException()
         if fraction - shown[0] >= 0.04 or fraction >= 1.0:
             shown[0] = fraction
