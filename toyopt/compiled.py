@@ -62,6 +62,34 @@ def structure_key(
     )
 
 
+def missing(config) -> list[str]:
+    """The method entries of ``config`` (their names, once each, in order) whose compiled segment
+    would need compiling now: not yet compiled in this process (``_SEGMENTS``)."""
+    from .methods import get_method
+    from .problems import get_problem
+
+    config = config.validated()
+    problem = get_problem(config.problem)
+    out: list[str] = []
+    for entry in config.methods:
+        spec = get_method(entry.name)
+        checked = spec.validate_params(entry.grid()[0])
+        static = {p.name: checked[p.name] for p in spec.params if p.kind != "float"}
+        key = structure_key(
+            problem,
+            spec,
+            config.optimizer,
+            static,
+            config.noise > 0,
+            entry.output_scale != 1.0,
+            entry.clip_norm is not None,
+            getattr(torch, config.dtype),
+        )
+        if key not in _SEGMENTS and entry.name not in out:
+            out.append(entry.name)
+    return out
+
+
 def segment_for(
     problem,
     spec,
