@@ -1,13 +1,12 @@
 """toyopt's presets held against the original code bases (tests/outcomes/data/originals.json).
 
 The reference file holds outputs of the originals' own objects (float32, as their toy scripts run),
-recorded outside this project with the commit each came from: values at fixed points, the
+recorded outside this project with the commit each came from: values at fixed points, and the
 originals' own full runs (final point, first steps within 0.05 of the minimum and of the Pareto
-set, the step of a non-finite value) and the outcomes issue 11 reported. Every reference item must
-either match toyopt or be listed, with its cause, in the "Documented differences from the
-originals" table of docs/reproduction.md, which this test reads: an undocumented difference
-fails, and so does a documented one that has gone away. Each preset runs once per dtype for all
-the tests (module fixture).
+set, the step of a non-finite value). Every reference item must either match toyopt or be listed,
+with its cause, in the "Documented differences from the originals" table of docs/reproduction.md,
+which this test reads: an undocumented difference fails, and so does a documented one that has
+gone away. Each preset runs once per dtype for all the tests (module fixture).
 """
 
 from __future__ import annotations
@@ -33,12 +32,6 @@ TOLERANCE = 0.05  # the engine's outcome tolerance, also the allowed gap to an o
 # (the preset's step count) and deterministic (RLW's unseeded draws are one sample, not a reference).
 ORIGINAL_RUNS = [
     r for r in REFERENCE["original_runs"]["runs"] if r["deterministic"] and r["steps"] == r["preset_steps"]
-]
-REPORTED = REFERENCE["reported_runs"]
-MEASURED = {(r["preset"], r["method"], tuple(r["start"])) for r in ORIGINAL_RUNS}
-# Issue 11's outcomes for the runs not (yet) made here; a measured run supersedes the report.
-REPORTED_RUNS = [
-    r for r in REPORTED["runs"] if (REPORTED["preset"], r["method"], tuple(r["start"])) not in MEASURED
 ]
 pytestmark = pytest.mark.slow
 
@@ -67,8 +60,8 @@ def preset_update(preset: str, method: str, grads: torch.Tensor) -> torch.Tensor
 def test_documented_differences_name_real_reference_items():
     assert documented(), "the table was not found"
     assert documented() <= {"famo2023/cagrad/(9, 9)"} | {
-        key(REPORTED["preset"], r["method"], r["start"]) for r in REPORTED_RUNS
-    } | {key(r["preset"], r["method"], r["start"]) for r in ORIGINAL_RUNS}
+        key(r["preset"], r["method"], r["start"]) for r in ORIGINAL_RUNS
+    }
 
 
 @pytest.mark.parametrize("point", REFERENCE["famo_cagrad_update"]["points"], ids=lambda p: str(p["x"]))
@@ -124,8 +117,7 @@ class PresetRuns:
         self.runs = {}
 
     def methods(self, preset: str, dtype: str) -> list[str]:
-        cases = [(r["method"], r["start"]) for r in REPORTED_RUNS if preset == REPORTED["preset"]]
-        cases += [(r["method"], r["start"]) for r in ORIGINAL_RUNS if r["preset"] == preset]
+        cases = [(r["method"], r["start"]) for r in ORIGINAL_RUNS if r["preset"] == preset]
         if dtype == "float32":  # only the differences documented as float32's are rerun in float32
             cases = [(m, s) for m, s in cases if key(preset, m, s) in float32_causes()]
         return sorted({m for m, _ in cases})
@@ -146,26 +138,6 @@ class PresetRuns:
 @pytest.fixture(scope="module")
 def preset_runs():
     return PresetRuns()
-
-
-def ends_as_reported(case, outcome: str, x: np.ndarray) -> bool:
-    """Issue 11's outcome classes of the original runs, judged with the engine's tolerance."""
-    if case["outcome"] == "nonfinite":
-        return outcome == "diverged"
-    if case["outcome"] == "gate_line":
-        return outcome == "other" and abs(float(x[1])) < TOLERANCE
-    low, high = case["x2_range"]  # short_of_pareto: stopped inside the reported x2 range
-    return outcome == "other" and low - TOLERANCE <= float(x[1]) <= high + TOLERANCE
-
-
-@pytest.mark.parametrize("case", REPORTED_RUNS, ids=lambda r: f"{r['method']}-{tuple(r['start'])}")
-def test_nash_code_raw_loss_methods_end_as_the_original_runs(case, preset_runs):
-    name = key(REPORTED["preset"], case["method"], case["start"])
-    outcome, x = preset_runs.lane(REPORTED["preset"], "float64", case["method"], case["start"])
-    assert ends_as_reported(case, outcome, x) != (name in documented()), f"{case}: the preset ended at {x}"
-    if name in float32_causes():
-        outcome, x = preset_runs.lane(REPORTED["preset"], "float32", case["method"], case["start"])
-        assert ends_as_reported(case, outcome, x), f"{case}: in float32 the preset ended at {x}"
 
 
 def ends_as_the_original(case, outcome: str, x: np.ndarray) -> bool:
