@@ -105,6 +105,10 @@ class Result:
             return "diverged"
         return self.final_class[lane]
 
+    def nearest_recorded(self, step: int) -> int:
+        """The index of the recorded state nearest optimizer step ``step`` (the earlier on a tie)."""
+        return int(np.argmin(np.abs(self.recorded_steps - step)))
+
     def lanes_of(self, entry: int) -> list[Lane]:
         return [lane for lane in self.lanes if lane.entry == entry]
 

@@ -1346,18 +1346,20 @@ def test_silent_link_changes_are_reported():
     assert errors == [
         "cagrad.c is ignored: cagrad is not among the selected methods",
         "traj_method cagrad is not selected; ls is used",
-        "at_step 5000 is beyond the run's last recorded step 100, used instead",
+        "at_step 5000 is beyond the run's last step 100, used instead",
     ]
 
 
-def test_the_last_recorded_step_of_a_link_is_the_runs():
-    """The bound used for at_step is the index of the run's final recorded state."""
+def test_a_links_step_is_bounded_by_the_runs_last_optimizer_step():
+    """at_step counts optimizer steps, as the slider shows them: its bound is the run's step count,
+    which is also the last recorded state's optimizer step."""
     from toyopt.ui import runs
 
     for steps in (1, 7, 500, 501, 1234):
         values, _ = state.parse_query({"steps": str(steps), "at_step": str(10**5)})
         config = runs.build_config(values)
-        assert values["at_step"] == runs.budget.recorded_states(config) - 1, steps
+        last_recorded = (runs.budget.recorded_states(config) - 1) * config.record_every
+        assert values["at_step"] == steps == min(last_recorded, steps), steps
 
 
 def test_integer_ranges_are_written_as_integers():

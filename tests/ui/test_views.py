@@ -175,16 +175,18 @@ def test_regions_at_a_trajectory_step(app):
 
 
 def test_the_trajectory_step_slider_counts_optimizer_steps(app):
-    """1200 steps are recorded every ceil(1200 / 500) = 3 steps: the slider offers 0, 3, ..., 1200 and
-    its 6th position (a link's at_step=5) is optimizer step 15, as the text beside it says."""
-    at = app(view="regions", source="trajectory", at_step=5, methods="ls,mgda", steps=1200, lr=0.05)
+    """1200 steps are recorded every ceil(1200 / 500) = 3 steps: the slider offers 0, 3, ..., 1200. A
+    link's at_step counts optimizer steps too: 16 lies between recorded 15 and 18, the view shows 15,
+    the text beside it says so and the link is corrected to 15."""
+    at = app(view="regions", source="trajectory", at_step=16, methods="ls,mgda", steps=1200, lr=0.05)
     approve(at)
     assert not at.exception
     slider = at.select_slider(key="w:at_step")
     assert slider.label == "optimizer step"
     assert slider.options == [str(step) for step in range(0, 1201, 3)]
-    assert slider.options[slider.value] == "15"
+    assert str(slider.value) == "15"
     assert any(m.value.startswith("At step 15 of LS") for m in at.markdown)
+    assert at.query_params["at_step"] == "15"
 
 
 def approve(at) -> None:

@@ -115,24 +115,23 @@ def _point_from_source(
             options=list(range(len(starts))),
             format_func=lambda i: f"({starts[i][0]:g}, {starts[i][1]:g})",
         )
-        last = len(result.recorded_steps) - 1
-        values["at_step"] = min(values["at_step"], last)
-        recorded = result.recorded_steps
+        recorded = [int(t) for t in result.recorded_steps]
+        index = result.nearest_recorded(values["at_step"])
+        if recorded[index] != values["at_step"]:  # a link's step between two recorded states
+            controls.set_value(values, "at_step", recorded[index])
         controls.bound(
             st.select_slider,
             "at_step",
             "optimizer step",
             values,
             c,
-            options=list(range(last + 1)),
-            format_func=lambda i: f"{int(recorded[i])}",
+            options=recorded,
             help=f"The recorded states of the run: every {result.config.record_every} optimizer steps.",
         )
+        index = recorded.index(values["at_step"])
         lane = s.lanes[values["traj_start"]]
-        x = tuple(float(v) for v in result.x[values["at_step"], lane])
-        where = (
-            f"step {int(result.recorded_steps[values['at_step']])} of {s.title}, x = ({x[0]:.3f}, {x[1]:.3f})"
-        )
+        x = tuple(float(v) for v in result.x[index, lane])
+        where = f"step {values['at_step']} of {s.title}, x = ({x[0]:.3f}, {x[1]:.3f})"
     else:
         a, b = st.columns(2)
         p = values["point"]

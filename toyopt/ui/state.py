@@ -268,9 +268,8 @@ def parse_query(query: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
 def _link_changes(values: dict[str, Any], accepted: list[str], base: dict[str, Any]) -> list[str]:
     """What the ``accepted`` (valid) link parameters ask that the page cannot show as asked, each
     said in words, with the value used instead set in ``values``: parameters of methods that are
-    not selected (back to ``base``), a trajectory method that is not selected, a recorded step
-    (at_step) beyond the run."""
-    from .runs import record_every
+    not selected (back to ``base``), a trajectory method that is not selected, a step (at_step)
+    beyond the run."""
 
     notes = []
     selected = values["methods"]
@@ -282,13 +281,12 @@ def _link_changes(values: dict[str, Any], accepted: list[str], base: dict[str, A
     if "traj_method" in accepted and values["traj_method"] not in selected:
         notes.append(f"traj_method {values['traj_method']} is not selected; {selected[0]} is used")
         values["traj_method"] = selected[0]
-    last = (values["steps"] - 1) // record_every(values["steps"]) + 1  # the run's last recorded index
-    # (teach_step counts optimizer steps of the story's own run: the Teaching view takes the nearest.)
-    if "at_step" in accepted and values["at_step"] > last:
+    # at_step and teach_step count optimizer steps; the views show the nearest recorded state.
+    if "at_step" in accepted and values["at_step"] > values["steps"]:
         notes.append(
-            f"at_step {values['at_step']} is beyond the run's last recorded step {last}, used instead"
+            f"at_step {values['at_step']} is beyond the run's last step {values['steps']}, used instead"
         )
-        values["at_step"] = last
+        values["at_step"] = values["steps"]
     return notes
 
 

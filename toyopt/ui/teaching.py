@@ -89,7 +89,7 @@ def animation(config_json: str, _result, follow: int, step: int, cone_c: float, 
     panel = runs.shown_series(result, {})[follow]
     lane = panel.lanes[0]
     steps = result.recorded_steps
-    around = int(np.argmin(np.abs(steps - step)))
+    around = result.nearest_recorded(step)
     frames = frame_indices(len(steps), around)
     xs = result.x[frames, lane, :2]
     _, grads = get_problem(result.config.problem).losses_and_grads(
