@@ -8,8 +8,8 @@ compiled segment serves every run of its structure, any number of lanes (dynamic
 A segment is exported (``torch.export``, lanes and steps as dynamic dimensions) and compiled
 ahead of time into a shared library packaged as a ``.pt2`` file (AOTInductor) in toyopt's cache
 directory, ``$TOYOPT_CACHE_DIR`` or the user cache directory's ``toyopt/``, one folder per torch
-version, named by the structure and a hash of toyopt's core source (an edited method never loads
-a stale package). A new process loads a package in a fraction of a second, without tracing;
+version, named by the structure and a hash of the source it is built from (an edited method never
+loads a stale package). A new process loads a package in a fraction of a second, without tracing;
 loaded segments live for the process in ``_SEGMENTS``. Compiling needs a C++ compiler: without
 one ``compiler_missing`` says why and the engine runs eagerly with that notice.
 """
@@ -92,9 +92,12 @@ def package_path(key: tuple) -> Path:
 
 @functools.cache
 def _source_hash() -> str:
-    """sha256 of toyopt's core modules (the code a segment is compiled from)."""
+    """sha256 of the code a package is built from: this module, segment.py, the methods and the
+    problems."""
     root = Path(__file__).resolve().parent
-    files = sorted([*root.glob("*.py"), *root.glob("methods/*.py"), *root.glob("problems/*.py")])
+    files = sorted(
+        [root / "compiled.py", root / "segment.py", *root.glob("methods/*.py"), *root.glob("problems/*.py")]
+    )
     return hashlib.sha256(
         b"".join(f.relative_to(root).as_posix().encode() + f.read_bytes() for f in files)
     ).hexdigest()
@@ -138,6 +141,7 @@ def _compile_package(segment, example: tuple, path: Path) -> None:
     os.close(fd)
     try:
         torch._inductor.aoti_compile_and_package(exported, package_path=tmp)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -133,12 +133,13 @@ def pareto_distance(x: Tensor, geo: Geometry, cell_low: Tensor, cell_width: Tens
     pts = geo.pareto
     n, cells = pts.shape[0], geo.cell_first.shape[0]
     cell = ((x[:, 0] - cell_low) / cell_width).floor().clamp(0, cells - 1).long()
-    i = (geo.cell_first[cell][:, None] + geo.window[None, :]).clamp(max=n - 2)
+    # (W, B): the reduction runs over the window, the vectorised loop over the lanes.
+    i = (geo.window[:, None] + geo.cell_first[cell][None, :]).clamp(max=n - 2)
     a = pts[i]
     ab = pts[i + 1] - a
-    ap = x[:, None, :] - a
+    ap = x[None, :, :] - a
     t = ((ap * ab).sum(-1) / (ab * ab).sum(-1)).clamp(0, 1)
-    return (ap - t[..., None] * ab).norm(dim=-1).amin(-1)
+    return (ap - t[..., None] * ab).norm(dim=-1).amin(0)
 
 
 def make_segment(problem, spec, layout: Layout, optimizer: str, static_params: dict, structure):
