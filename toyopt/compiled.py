@@ -8,8 +8,8 @@ compiled segment serves every run of its structure, any number of lanes (dynamic
 A segment is exported (``torch.export``, lanes and steps as dynamic dimensions) and compiled
 ahead of time into a shared library packaged as a ``.pt2`` file (AOTInductor) in toyopt's cache
 directory, ``$TOYOPT_CACHE_DIR`` or the user cache directory's ``toyopt/``, one folder per torch
-version, named by the structure and a hash of the source it is built from (an edited method never
-loads a stale package). A new process loads a package in a fraction of a second, without tracing;
+version, named by the structure and a hash of the source it traces (an edited method never loads a
+stale package). A new process loads a package in a fraction of a second, without tracing;
 loaded segments live for the process in ``_SEGMENTS``. Compiling needs a C++ compiler: without
 one ``compiler_missing`` says why and the engine runs eagerly with that notice.
 """
@@ -36,6 +36,8 @@ CACHE_ENV = "TOYOPT_CACHE_DIR"
 #: The smallest lane count and segment length a package is exported for: torch.export
 #: specialises sizes 0 and 1, so smaller calls are padded to these.
 MIN_LANES, MIN_STEPS = 2, 2
+#: Part of every package's name: raised when the export or compile options below change.
+PACKAGE_FORMAT = 1
 #: Loaded segments of this process, by structure key.
 _SEGMENTS: dict[tuple, object] = {}
 #: How many segments this process compiled (tests: a second run of a structure compiles nothing).
@@ -74,6 +76,7 @@ def missing(config) -> list[str]:
     """The labels (``entry.name``) of the config's method entries whose compiled segment is
     neither loaded in this process nor packaged in toyopt's cache: running them compiled would
     compile first (``python -m toyopt warmup`` fills the cache)."""
+    config = config.validated()
     out = []
     for entry in config.methods:
         key = structure_key(config.problem, entry, config.optimizer, config.noise > 0, config.dtype)
@@ -83,21 +86,18 @@ def missing(config) -> list[str]:
 
 
 def package_path(key: tuple) -> Path:
-    """The package file of a structure: its method's name, then a hash of the key, of toyopt's
-    core source and of the method's module (which may live outside toyopt)."""
+    """The package file of a structure: its method's name, then a hash of the key, of the traced
+    source and of the method's module (which may live outside toyopt)."""
     module = sys.modules[get_method(key[1]).step.__module__].__file__
-    digest = hashlib.sha256(repr((key, _source_hash(), _file_hash(module))).encode()).hexdigest()[:20]
-    return cache_dir() / "segments" / f"{key[1]}-{digest}.pt2"
+    digest = hashlib.sha256(repr((key, PACKAGE_FORMAT, _source_hash(), _file_hash(module))).encode())
+    return cache_dir() / "segments" / f"{key[1]}-{digest.hexdigest()[:20]}.pt2"
 
 
 @functools.cache
 def _source_hash() -> str:
-    """sha256 of the code a package is built from: this module, segment.py, the methods and the
-    problems."""
+    """sha256 of the code a segment traces: segment.py, the methods and the problems."""
     root = Path(__file__).resolve().parent
-    files = sorted(
-        [root / "compiled.py", root / "segment.py", *root.glob("methods/*.py"), *root.glob("problems/*.py")]
-    )
+    files = sorted([root / "segment.py", *root.glob("methods/*.py"), *root.glob("problems/*.py")])
     return hashlib.sha256(
         b"".join(f.relative_to(root).as_posix().encode() + f.read_bytes() for f in files)
     ).hexdigest()
