@@ -104,7 +104,7 @@ def _new_process_load(method: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def compiled_segments(methods: list[str], steps: int) -> dict:
+def compiled_segments(methods: list[str], steps: int, save=None) -> dict:
     """Per method (Nash-MTL preset, 5 starts): the first compiled call (compiling into toyopt's
     cache when the package is missing), loading the package in a new process, ``steps`` steps
     recorded every 70 (the app's interval at 35k steps: 500 segment calls) and once (one call),
@@ -131,6 +131,8 @@ def compiled_segments(methods: list[str], steps: int) -> dict:
         row["steps"] = steps
         out[name] = row
         print(name, json.dumps(row), flush=True)
+        if save is not None:  # each method's row as soon as it is measured
+            save(out)
     out["load_average_1_5_15_at_end"] = list(os.getloadavg())
     return out
 
@@ -144,10 +146,16 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if args.segments:
         previous = json.loads(OUT.read_text()) if OUT.exists() else {}
-        previous["compiled_segments"] = compiled_segments(args.segments, 35_000)
-        previous["compiled_segments"]["threads"] = torch.get_num_threads()
-        previous["compiled_segments"]["cache_dir"] = str(compiled_cache_dir())
-        OUT.write_text(json.dumps(previous, indent=1))
+
+        def save(rows: dict) -> None:
+            previous["compiled_segments"] = {
+                **rows,
+                "threads": torch.get_num_threads(),
+                "cache_dir": str(compiled_cache_dir()),
+            }
+            OUT.write_text(json.dumps(previous, indent=1))
+
+        save(compiled_segments(args.segments, 35_000, save))
         return
     steps = 2_000 if args.quick else 35_000
     out: dict = {

@@ -36,8 +36,12 @@ CACHE_ENV = "TOYOPT_CACHE_DIR"
 #: The smallest lane count and segment length a package is exported for: torch.export
 #: specialises sizes 0 and 1, so smaller calls are padded to these.
 MIN_LANES, MIN_STEPS = 2, 2
+#: Inductor options of a package. Scalar C++ (no SIMD): a step of a few lanes costs half the
+#: vectorised code's time (LS, 5 lanes: 12 vs 24 us of CPU; at 1000 lanes 1.3x more), and the
+#: interactive runs have a few lanes.
+INDUCTOR = {"cpp.simdlen": 0}
 #: Part of every package's name: raised when the export or compile options below change.
-PACKAGE_FORMAT = 1
+PACKAGE_FORMAT = 2
 #: Loaded segments of this process, by structure key.
 _SEGMENTS: dict[tuple, object] = {}
 #: How many segments this process compiled (tests: a second run of a structure compiles nothing).
@@ -140,7 +144,7 @@ def _compile_package(segment, example: tuple, path: Path) -> None:
     fd, tmp = tempfile.mkstemp(suffix=".pt2", dir=path.parent)
     os.close(fd)
     try:
-        torch._inductor.aoti_compile_and_package(exported, package_path=tmp)
+        torch._inductor.aoti_compile_and_package(exported, package_path=tmp, inductor_configs=INDUCTOR)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
