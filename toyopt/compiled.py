@@ -119,7 +119,10 @@ def segment_for(key: tuple, build, example: tuple):
         path = package_path(key)
         if not path.exists():
             _compile_package(build(), example, path)
-        _SEGMENTS[key] = torch._inductor.aoti_load_package(str(path), run_single_threaded=True)
+        loader = torch._inductor.aoti_load_package(str(path), run_single_threaded=True).loader
+        # The package's own __call__ flattens and unflattens pytrees (about 0.3 ms per call):
+        # a segment's inputs and outputs are flat tensors already.
+        _SEGMENTS[key] = lambda *inputs: loader.boxed_run(list(inputs))
     return _SEGMENTS[key]
 
 
@@ -174,6 +177,7 @@ class GroupLanes:
         self.geometry = geometry
         floats, ints = self.layout.initial(x0.contiguous(), group.state)
         self.floats, self.ints = self._padded(floats), self._padded(ints)
+        self.kept: list[tuple[Tensor, Tensor, Tensor]] = []  # per record: x, losses|d|w, flags
         static = {p.name: group.params[p.name] for p in spec.params if p.kind != "float"}
         noise = config.noise > 0
         switches = (noise, group.entry.output_scale != 1.0, group.entry.clip_norm is not None)
@@ -200,9 +204,9 @@ class GroupLanes:
         steps = torch.tensor([0, MIN_STEPS])
         return (self.floats, self.ints, self.lane, self.scalars, steps, *self.geometry, *draws)
 
-    def advance(self, t0: int, n: int, noises, randoms) -> Tensor:
-        """Steps t0 .. t0 + n - 1; returns x_t0 (the lanes' x before the segment)."""
-        x_before = self.layout.field(self.floats, "x")[: self.size]
+    def advance(self, t0: int, n: int, noises, randoms, keep: bool) -> None:
+        """Steps t0 .. t0 + n - 1; ``keep``: step t0 is a record (see ``records``)."""
+        x_before = self.layout.field(self.floats, "x")[: self.size].clone() if keep else None
         draws = [self._padded(z, 1) for z in (noises, randoms) if z is not None]
         if n < MIN_STEPS:  # rows past n are never read
             draws = [torch.cat([z] + [z[-1:]] * (MIN_STEPS - n)) for z in draws]
@@ -210,27 +214,39 @@ class GroupLanes:
         self.floats, self.ints = self.segment(
             self.floats, self.ints, self.lane, self.scalars, steps, *self.geometry, *draws
         )
-        return x_before
+        if keep:
+            rec = self.layout.floats
+            self.kept.append(
+                (
+                    x_before,
+                    self.floats[: self.size, rec["rec_l"][0] : rec["rec_w"][1]].clone(),
+                    self._field("rec_f").clone(),
+                )
+            )
 
     def _field(self, name: str) -> Tensor:
         packed = self.floats if name in self.layout.floats else self.ints
         return self.layout.field(packed, name)[: self.size]
 
-    def record(self, x_before: Tensor, t: int):
-        """The record at step t (the last segment's first step) as the eager loop writes it:
-        lanes stopped before t show their frozen point (losses, and NaN direction and weights); a
-        lane stopping at t shows its frozen point in place of x_t's non-finite entries.
-        Returns x, losses, direction, weights (B, .) and flags (F, B) bool."""
-        F = self._field
-        losses, d, w, flags = F("rec_l"), F("rec_d"), F("rec_w"), F("rec_f").T.bool()
-        stop_step = F("stop_step")
+    def records(self, steps: list[int]):
+        """The kept records at ``steps`` (the first steps of the segments run with ``keep``), as
+        the eager loop writes them: lanes stopped before t show their frozen point (losses, and
+        NaN direction and weights); a lane stopping at t shows its frozen point in place of x_t's
+        non-finite entries. Returns x, losses, direction, weights (T, B, .) and flags (T, F, B)."""
+        K, D = self.layout.K, self.layout.D
+        x = torch.stack([k[0] for k in self.kept])
+        values = torch.stack([k[1] for k in self.kept])
+        losses, d, w = values[..., :K], values[..., K : K + D], values[..., K + D :]
+        flags = torch.stack([k[2] for k in self.kept]).transpose(1, 2).bool()
+        stop_step = self._field("stop_step")
         stopped = stop_step >= 0
-        if not bool(stopped.any()):  # the common case: the record as the segment computed it
-            return x_before, losses, d, w, flags
-        frozen_x, frozen_l = F("frozen_x"), F("frozen_l")
-        after = (stopped & (stop_step < t))[:, None]
-        at_or_after = (stopped & (stop_step <= t))[:, None]
-        x = torch.where(at_or_after & ~torch.isfinite(x_before), frozen_x, x_before)
+        if not bool(stopped.any()):  # the common case: the records as the segments computed them
+            return x, losses, d, w, flags
+        t = torch.tensor(steps)[:, None]
+        after = (stopped & (stop_step < t))[..., None]
+        at_or_after = (stopped & (stop_step <= t))[..., None]
+        frozen_x, frozen_l = self._field("frozen_x"), self._field("frozen_l")
+        x = torch.where(at_or_after & ~torch.isfinite(x), frozen_x, x)
         x = torch.where(after, frozen_x, x)
         losses = torch.where(after, frozen_l, losses)
         d = torch.where(after, float("nan"), d)

@@ -427,30 +427,31 @@ def _run_compiled(built: _Run, progress) -> _Book:
     # Segments end at the next record (and their first step is one); long unrecorded stretches
     # are cut so that their pre-drawn random numbers stay bounded.
     cap = max(16, min(4096, 1_000_000 // max(g.size for g in built.groups)))
-    t0 = 0
+    t0, recorded_steps = 0, []
     while t0 < steps:
         n = min(every - t0 % every, steps - t0)
         if any(g.draws.needed for g in built.groups):
             n = min(n, cap)
         recorded = t0 % every == 0
-        rec = [torch.full((B, D), float("nan"), dtype=dtype) for _ in range(2)]
-        rec_l = torch.empty((B, K), dtype=dtype)
-        rec_w = torch.empty((B, K), dtype=dtype)
-        rec_f = torch.zeros((len(built.names), B), dtype=torch.bool)
+        if recorded:
+            recorded_steps.append(t0)
         for group_lanes in lanes:
             g = group_lanes.group
-            x_before = group_lanes.advance(t0, n, *g.draws.take(t0, n))
-            if recorded:
-                x_rec, l_rec, d_rec, w_rec, f_rec = group_lanes.record(x_before, t0)
-                rec[0][g.sl], rec_l[g.sl], rec[1][g.sl], rec_w[g.sl] = x_rec, l_rec, d_rec, w_rec
-                rec_f[group_lanes.rows, g.sl] |= f_rec
-        if recorded:
-            book.records.append(
-                (torch.tensor([t0]), rec[0][None], rec_l[None], rec[1][None], rec_w[None], rec_f[None])
-            )
+            group_lanes.advance(t0, n, *g.draws.take(t0, n), keep=recorded)
         t0 += n
         if progress is not None:
             progress(min(t0 / steps, 1.0))
+    # The records, assembled once: one call per segment does no more than keep its first step.
+    T = len(recorded_steps)
+    block = [torch.empty((T, B, w), dtype=dtype) for w in (D, K, D, K)]
+    flags = torch.zeros((T, len(built.names), B), dtype=torch.bool)
+    for group_lanes in lanes:
+        sl = group_lanes.group.sl
+        *values, group_flags = group_lanes.records(recorded_steps)
+        for whole, part in zip(block, values):
+            whole[:, sl] = part
+        flags[:, group_lanes.rows, sl] = group_flags
+    book.records.append((torch.tensor(recorded_steps), *block, flags))
     book.x = torch.empty((B, D), dtype=dtype)
     for group_lanes in lanes:
         group_lanes.finish(book)
