@@ -15,7 +15,7 @@ import pyarrow  # noqa: F401
 import streamlit as st
 import torch
 
-from toyopt.ui import basins, controls, landscape, regions, state, teaching, trajectories
+from toyopt.ui import basins, controls, landscape, regions, state, teaching, trajectories, warmup
 
 VIEWS = {
     "landscape": landscape.view,
@@ -30,6 +30,7 @@ VIEWS = {
 # threads while another process held one core). One thread per session avoids that.
 torch.set_num_threads(1)
 st.set_page_config(page_title="toyopt: gradient aggregation on a two-task toy", layout="wide")
+warmup.background()  # once per server process: compile the default preset's methods meanwhile
 values = controls.session_values()
 errors = st.session_state.get(controls.URL_ERRORS)
 if errors:

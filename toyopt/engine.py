@@ -108,6 +108,54 @@ class Result:
     def lanes_of(self, entry: int) -> list[Lane]:
         return [lane for lane in self.lanes if lane.entry == entry]
 
+    def series(self) -> list[Series]:
+        """The lanes regrouped by method entry and grid value (see ``series``)."""
+        return series(self.config, self.lanes)
+
+
+@dataclass(frozen=True, eq=False)
+class Series:
+    """The lanes of one method entry at one grid value, in start order: what one panel, curve
+    group, basin map or table row shows."""
+
+    entry: int  # index into config.methods
+    grid_index: int
+    method: str
+    params: dict  # the entry's parameter values at this grid value
+    title: str
+    lanes: np.ndarray  # (starts,) int lane indices
+
+
+def series(config: Config, lanes: list[Lane] | None = None) -> list[Series]:
+    """One Series per method entry and grid value, in entry then grid order (the lanes of a run
+    of ``config``: ``build_lanes`` unless given). Titled by the method's label, with the grid's
+    values when the entry has more than one; when the method appears twice, with every parameter
+    and the entry's index (so titles stay distinct)."""
+    lanes = build_lanes(config) if lanes is None else lanes
+    members: dict[tuple[int, int], list[int]] = {}
+    for lane in lanes:
+        members.setdefault((lane.entry, lane.grid_index), []).append(lane.index)
+    names = [entry.name for entry in config.methods]
+    out = []
+    for e, entry in enumerate(config.methods):
+        combos = entry.grid()
+        repeated = names.count(entry.name) > 1
+        grid_keys = [k for k, v in entry.params.items() if isinstance(v, list)]
+        shown = sorted(entry.params) if repeated else grid_keys
+        for gi, combo in enumerate(combos):
+            title = get_method(entry.name).label
+            if shown and (repeated or len(combos) > 1):
+                title += " (" + ", ".join(f"{k} = {_short(combo[k])}" for k in shown) + ")"
+            if repeated:
+                title += f" #{e}"
+            idx = np.asarray(members.get((e, gi), []), dtype=np.int64)
+            out.append(Series(e, gi, entry.name, dict(combo), title, idx))
+    return out
+
+
+def _short(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
 
 def build_lanes(config: Config) -> list[Lane]:
     lanes: list[Lane] = []

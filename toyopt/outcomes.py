@@ -46,7 +46,7 @@ import torch
 
 from . import geometry
 from .config import MAX_INITS, Config
-from .engine import Result, run
+from .engine import Result, Series, run
 from .methods.base import UNIT_SWEEP
 from .problems import get_problem
 
@@ -158,40 +158,6 @@ def with_param_sweep(config: Config, name: str | None = None, values=None) -> Co
     if not touched:
         raise ValueError(f"no method in the run has a swept parameter{f' {name!r}' if name else ''}")
     return replace(config, methods=tuple(entries)).validated()
-
-
-# -- series (one map each) ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Series:
-    """The lanes of one method entry and one grid combination, in start order."""
-
-    entry: int
-    grid_index: int
-    method: str
-    params: dict
-    label: str
-    lanes: np.ndarray
-
-
-def series_of(result: Result) -> list[Series]:
-    from .methods import get_method
-
-    groups: dict[tuple[int, int], list[int]] = {}
-    for lane in result.lanes:
-        groups.setdefault((lane.entry, lane.grid_index), []).append(lane.index)
-    out = []
-    for (e, gi), idx in groups.items():
-        entry = result.config.methods[e]
-        params = result.lanes[idx[0]].params
-        swept = [k for k, v in entry.params.items() if isinstance(v, list)]
-        label = get_method(entry.name).label + "".join(f" {k}={params[k]:g}" for k in swept)
-        same_name = [m for m in result.config.methods if m.name == entry.name]
-        if len(same_name) > 1:
-            label = f"{label} #{e}"
-        out.append(Series(e, gi, entry.name, dict(params), label, np.asarray(idx)))
-    return out
 
 
 # -- classification ------------------------------------------------------------------------------
@@ -450,7 +416,7 @@ def classify(
     return Outcomes(
         config=config,
         starts=starts,
-        series=series_of(result),
+        series=result.series(),
         category=category,
         kind=kind,
         region=region,
@@ -514,7 +480,7 @@ def success_table(outcomes: Outcomes) -> list[dict]:
         n = len(cat)
         counts = {c: int((cat == c).sum()) for c in CATEGORIES}
         on_set = counts["global_min"] + counts["pareto"]
-        row: dict[str, Any] = {"series": s.label, "method": s.method, "params": s.params, "starts": n}
+        row: dict[str, Any] = {"series": s.title, "method": s.method, "params": s.params, "starts": n}
         for c in CATEGORIES:
             row[c] = counts[c] / n
         row["pareto_set"] = on_set / n
@@ -598,7 +564,7 @@ def outcomes_csv(outcomes: Outcomes) -> str:
         writer.writerow(
             [
                 i,
-                s.label,
+                s.title,
                 s.method,
                 json.dumps(s.params, sort_keys=True),
                 *(_cell(v) for v in outcomes.init[i]),
@@ -651,7 +617,7 @@ def outcomes_dict(outcomes: Outcomes) -> dict:
     lanes' categories (and, for grid starts, the n x n map rows, x2 increasing)."""
     series = []
     for k, s in enumerate(outcomes.series):
-        item = {"label": s.label, "method": s.method, "params": s.params, "lanes": s.lanes.tolist()}
+        item = {"label": s.title, "method": s.method, "params": s.params, "lanes": s.lanes.tolist()}
         if outcomes.starts is not None and outcomes.starts.kind == "grid":
             item["map"] = outcomes.map(k).tolist()
         series.append(item)

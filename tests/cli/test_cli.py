@@ -103,7 +103,7 @@ def test_run_writes_documented_json(tmp_path, capsys):
 
 def test_run_subprocess_and_csv(tmp_path):
     out_file = tmp_path / "t.csv"
-    proc = python_m("run", *SMALL, "--quiet", "--out", str(out_file))
+    proc = python_m("run", *SMALL, "--backend", "eager", "--quiet", "--out", str(out_file))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "" and proc.stderr == ""
     lines = out_file.read_text().splitlines()
@@ -153,10 +153,55 @@ def test_backend_flag_reaches_the_config(command, tmp_path):
     from toyopt.cli._common import config_from_args
 
     argv = [command, "--setup", "nashmtl2022", "--method", "ls", "--out", str(tmp_path / "o.json")]
-    assert config_from_args(build_parser().parse_args(argv)).backend == "eager"
+    eager = config_from_args(build_parser().parse_args([*argv, "--backend", "eager"]))
+    assert eager.backend == "eager"
     compiled = config_from_args(build_parser().parse_args([*argv, "--backend", "compiled"]))
     assert compiled.backend == "compiled"
     assert Config.from_json(compiled.to_json()) == compiled
+
+
+@pytest.fixture
+def no_compiler(tmp_path, monkeypatch):
+    """No C++ compiler on the PATH (nor $CXX), and the cached answer to that question cleared."""
+    from toyopt.compiled import compiler_missing
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("CXX", raising=False)
+    compiler_missing.cache_clear()
+    yield
+    compiler_missing.cache_clear()
+
+
+@pytest.mark.parametrize("command", ["run", "figure", "basins"])
+def test_the_default_backend_is_compiled(command, tmp_path, monkeypatch):
+    from toyopt.cli import build_parser
+    from toyopt.cli._common import config_from_args
+    from toyopt.compiler import find_cxx
+
+    monkeypatch.undo()  # tests/conftest.py makes in-process CLI runs eager
+    if find_cxx() is None:
+        pytest.skip("no C++ compiler here: the default is eager (the next test)")
+    argv = [command, "--setup", "nashmtl2022", "--method", "ls", "--out", str(tmp_path / "o.json")]
+    assert config_from_args(build_parser().parse_args(argv)).backend == "compiled"
+
+
+@pytest.mark.parametrize("command", ["run", "figure", "basins"])
+def test_the_default_backend_without_a_compiler_runs_eager_with_one_line(
+    command, tmp_path, capsys, monkeypatch, no_compiler
+):
+    monkeypatch.setattr("toyopt.cli._common.DEFAULT_BACKEND", "compiled")
+    suffix = ".svg" if command == "figure" else ".json"
+    args = [command, *SMALL, "--out", tmp_path / f"o{suffix}"]
+    if command == "basins":
+        args = [command, "--setup", "nashmtl2022", "--method", "ls", "--grid", "2", "--steps", "5"]
+        args += ["--quiet", "--out", tmp_path / "o.json"]
+    code, _, err = cli(args, capsys)
+    assert code == 0, err
+    notes = [line for line in err.splitlines() if line.startswith("toyopt: note:")]
+    assert len(notes) == 1 and "no C++ compiler found" in notes[0], err
+    assert "Traceback" not in err
+    if command == "run":
+        assert json.loads((tmp_path / "o.json").read_text())["config"]["backend"] == "eager"
 
 
 def test_refuses_overwrite_without_force(tmp_path, capsys):

@@ -86,8 +86,10 @@ def start_server(timeout: float = START_TIMEOUT) -> Server:
         "--server.fileWatcherType",
         "none",
     ]
+    # No background warm-up (a compile on the shared cores) unless the caller's environment asks.
+    env = {**os.environ, "TOYOPT_WARMUP": os.environ.get("TOYOPT_WARMUP", "0")}
     proc = subprocess.Popen(
-        cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True, env=env
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + timeout

@@ -508,3 +508,38 @@ def test_an_entrys_random_draws_do_not_depend_on_the_other_methods():
     np.testing.assert_array_equal(behind.x[:, 2:], alone.x)
     twice = run(replace(base, methods=(MethodEntry("rlw"), MethodEntry("rlw"))))
     assert not np.array_equal(twice.x[:, :2], twice.x[:, 2:]), "a repeated entry draws its own numbers"
+
+
+def test_series_regroups_lanes_by_entry_and_grid_value():
+    base = get_setup("conicgrad2025").config(
+        ["cagrad", "ls"], params={"cagrad": {"c": [0.2, 0.5, 0.8]}}, inits=((1.0, 2.0), (-3.0, 4.0)), steps=3
+    )
+    config = replace(base, methods=(*base.methods, MethodEntry("ls"))).validated()
+    result = run(config)
+    got = result.series()
+    # The manual regroup: every (entry, grid value) pair of the config, its lanes by brute force.
+    pairs = [(e, gi) for e, entry in enumerate(config.methods) for gi in range(len(entry.grid()))]
+    assert [(s.entry, s.grid_index) for s in got] == pairs == [(0, 0), (0, 1), (0, 2), (1, 0), (2, 0)]
+    for s in got:
+        manual = [
+            lane.index for lane in result.lanes if (lane.entry, lane.grid_index) == (s.entry, s.grid_index)
+        ]
+        assert s.lanes.tolist() == manual and len(manual) == len(config.inits)
+        assert [result.lanes[i].init for i in s.lanes] == [tuple(p) for p in config.inits]
+        assert all(result.lanes[i].params == s.params for i in s.lanes)
+        assert s.method == config.methods[s.entry].name
+    assert [s.params["c"] for s in got[:3]] == [0.2, 0.5, 0.8]
+    cagrad, ls = METHODS["cagrad"].label, METHODS["ls"].label
+    assert [s.title for s in got] == [
+        f"{cagrad} (c = 0.2)",
+        f"{cagrad} (c = 0.5)",
+        f"{cagrad} (c = 0.8)",
+        f"{ls} (reduction = sum) #1",
+        f"{ls} #2",
+    ]
+    # The same regrouping from the config alone (before a run), as figures count their panels.
+    from toyopt.engine import series
+
+    assert [(s.entry, s.grid_index, s.title, s.lanes.tolist()) for s in series(config)] == [
+        (s.entry, s.grid_index, s.title, s.lanes.tolist()) for s in got
+    ]

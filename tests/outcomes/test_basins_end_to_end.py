@@ -117,10 +117,10 @@ def test_param_sweep_makes_one_series_per_value():
     swept = with_param_sweep(base, "c", (0.1, 0.5, 0.9))
     outcomes, result = run_basins(swept, Starts("grid", 2, BOX))
     assert len(result.lanes) == (3 + 1) * 4
-    assert [s.label for s in outcomes.series] == [
-        "CAGrad c=0.1",
-        "CAGrad c=0.5",
-        "CAGrad c=0.9",
+    assert [s.title for s in outcomes.series] == [
+        "CAGrad (c = 0.1)",
+        "CAGrad (c = 0.5)",
+        "CAGrad (c = 0.9)",
         METHODS["ls"].label,
     ]
     with pytest.raises(ValueError):

@@ -270,4 +270,4 @@ def test_duplicate_method_entries_get_distinct_series_labels():
     config = NASH.config(["ls"], inits=((0.0, -8.0),), steps=5)
     config = replace(config, methods=(MethodEntry("ls"), MethodEntry("ls"))).validated()
     out = classify(run(config))
-    assert len({s.label for s in out.series}) == 2
+    assert len({s.title for s in out.series}) == 2

@@ -25,7 +25,7 @@ def test_a_basins_link_brings_the_maps_back_with_the_sidebars_run(app):
     base = setup.config(
         ["ls", "cagrad"],
         steps=50,
-        lr=setup.lr * 10,
+        lr=setup.lr,
         params={"cagrad": {"c": setup.entry("cagrad").params["c"]}},
     )
     ref, _ = run_basins(base, Starts("grid", 5, ((-10.0, 10.0), (-10.0, 10.0))))
@@ -52,7 +52,7 @@ def test_the_c_sweep_and_the_lane_cap_are_link_values(app):
     at = app(**{**LINK, "methods": "cagrad", "basin_sweep": 1, "basin_grid": 2})
     assert not at.exception
     labels = list(at.dataframe[0].value["series"])
-    assert labels[0] == f"{METHODS['cagrad'].label} c=0.05" and len(labels) == 19
+    assert labels[0] == f"{METHODS['cagrad'].label} (c = 0.05)" and len(labels) == 19
     at = app(**{**LINK, "methods": "cagrad", "basin_sweep": 1, "basin_grid": 100})
     assert "lanes" in at.error[0].value and not figures(at)
     assert at.checkbox(key="w:basin_sweep").value, "the rest of the page works"

@@ -6,14 +6,17 @@ import argparse
 import os
 import secrets
 import stat
+import sys
+from dataclasses import replace
 from pathlib import Path
 
 from ..compiler import require_cxx
 from ..config import MAX_JSON_BYTES, Config, parse_inits, parse_value, short_repr
 from ..setups import DEFAULT_SETUP, get_setup
 
-#: The CLI's engine backend unless --backend (or a --config file) says otherwise.
-DEFAULT_BACKEND = "eager"
+#: The CLI's engine backend unless --backend (or a --config file) says otherwise; where no C++
+#: compiler is found, the default runs eagerly with a one-line notice (``config_from_args``).
+DEFAULT_BACKEND = "compiled"
 
 
 class UsageError(Exception):
@@ -46,8 +49,9 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--backend",
         default=None,
-        help="engine backend: eager (the reference; default) or compiled (each method's step loop "
-        "compiled once per process, see `warmup`; a minute or more to compile, then microseconds per step)",
+        help="engine backend: compiled (default; each method's step loop compiled once and kept in "
+        "toyopt's cache, see `warmup`; eager with a notice where no C++ compiler is found) or eager "
+        "(the reference)",
     )
 
 
@@ -84,10 +88,17 @@ def read_text(path: str, what: str, cap: int = MAX_JSON_BYTES) -> str:
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    """--config or --setup first, then --method/--set/--inits/--steps/... on top; a compiled
-    backend needs a C++ compiler here (the core would run eagerly with a notice; the CLI says so
-    in one line before any work instead)."""
+    """--config or --setup first, then --method/--set/--inits/--steps/... on top. The compiled
+    backend needs a C++ compiler: asked for (--backend, a --config file) without one, it is a
+    usage error before any work; as the default it becomes eager, said in one line on stderr."""
     config = _config_from_args(args)
+    if config.backend == "compiled" and args.backend is None and args.config is None:
+        from ..compiled import compiler_missing
+
+        reason = compiler_missing()
+        if reason:
+            print(f"toyopt: note: {reason}", file=sys.stderr)
+            return replace(config, backend="eager")
     require_cxx(config.backend)
     return config
 
@@ -111,8 +122,6 @@ def _config_from_args(args: argparse.Namespace) -> Config:
     if args.config is not None:
         if args.setup is not None:
             raise UsageError("give either --config or --setup, not both")
-        from dataclasses import replace
-
         cfg = Config.from_json(read_text(args.config, "config"))
         if args.method or params:
             setup = get_setup(cfg.setup) if cfg.setup else None

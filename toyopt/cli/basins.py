@@ -68,7 +68,7 @@ def handle(args) -> int:
     lanes = starts.count * sum(len(m.grid()) for m in config.methods)
     config = replace(config, record_every=config.steps)  # validated again in basin_config
     progress = None if args.quiet else _progress_printer(lanes, config.steps)
-    outcomes, _ = run_basins(config, starts, progress=progress)
+    outcomes, result = run_basins(config, starts, progress=progress)
     if out.suffix.lower() == ".csv":
         data: str | bytes = outcomes_csv(outcomes)
     elif out.suffix.lower() == ".json":
@@ -79,6 +79,8 @@ def handle(args) -> int:
         fig = basin_maps_figure(outcomes)
         data = save_basin_figure(fig, out, outcomes)
     write_atomic(out, data, args.force)
+    for notice in result.notices:
+        print(f"toyopt: note: {notice}", file=sys.stderr)
     if not args.quiet:
         print(format_table(success_table(outcomes)))
         for region in outcomes.regions[:8]:

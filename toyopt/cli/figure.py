@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from dataclasses import replace
 
-from ..engine import run
+from ..engine import run, series
 from ..figures import (
     LAYOUTS,
     FigureSpec,
@@ -23,7 +23,6 @@ from ..figures import (
     read_embedded,
     render_spec,
 )
-from ..figures.draw import panels
 from ..figures.embed import MAX_FIGURE_BYTES
 from ..figures.spec import GAPS, MAX_PANELS, parse_point
 from ._common import (
@@ -148,10 +147,10 @@ def handle(args) -> int:
         animation.grid(config, spec)
         if fmt == "mp4":
             animation.ffmpeg_path()
-    if spec.layout == "paper" and len(panels(config)) > MAX_PANELS:  # refused before the run
+    if spec.layout == "paper" and len(series(config)) > MAX_PANELS:  # refused before the run
         raise UsageError(
             f"the paper layout draws at most {MAX_PANELS} panels (methods x grid values); "
-            f"this run has {len(panels(config))}: use fewer methods or values, or another --layout"
+            f"this run has {len(series(config))}: use fewer methods or values, or another --layout"
         )
     data_paths = {}
     if args.data:

@@ -43,7 +43,7 @@ from PIL import Image
 
 from .. import geometry
 from ..config import Config
-from ..engine import Result
+from ..engine import Result, series
 from . import draw
 from .embed import animation_comment
 from .spec import ANIMATION_FORMATS, MAX_PANELS, FigureSpec
@@ -107,7 +107,7 @@ def grid(config: Config, spec: FigureSpec) -> Grid:
     """The layout of ``spec``'s animation of ``config``, known before anything is run or drawn;
     ValueError when it exceeds a cap (panels, start index, frames x pixels)."""
     spec = spec.validated()
-    n = len(draw.panels(config))
+    n = len(series(config))
     if n > MAX_PANELS:
         raise ValueError(
             f"an animation draws at most {MAX_PANELS} panels (methods x grid values); this run has {n}"
@@ -276,7 +276,7 @@ def build(result: Result, spec: FigureSpec) -> Animation:
     problem, _ = draw._problem(config)
     draw._check_plane(problem)
     layout = grid(config, spec)
-    groups = draw.panels(config, result)
+    groups = result.series()
     fig = Figure(figsize=layout.inches, dpi=spec.dpi, layout="constrained")
     fig.get_layout_engine().set(w_pad=0.02, h_pad=0.02, wspace=0.04, hspace=0.04)
     top_fig, bottom_fig = fig, None

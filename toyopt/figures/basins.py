@@ -69,7 +69,7 @@ def draw_map(ax, outcomes: Outcomes, series: int, contours=None, title: str | No
     ax.plot(*outcomes.global_min[:2], marker="*", color="white", mec="black", mew=0.5, ms=9)
     ax.set_xlim(a, b)
     ax.set_ylim(c, d)
-    ax.set_title(title or outcomes.series[series].label, fontsize=9)
+    ax.set_title(title or outcomes.series[series].title, fontsize=9)
     ax.tick_params(labelsize=7)
 
 
@@ -105,7 +105,7 @@ def _maps(outcomes: Outcomes, series, ncols, panel: float, contours: bool) -> Fi
             outcomes,
             k,
             grid,
-            f"{outcomes.series[k].label}\nmin {row['global_min']:.0%}, Pareto set {row['pareto_set']:.0%}",
+            f"{outcomes.series[k].title}\nmin {row['global_min']:.0%}, Pareto set {row['pareto_set']:.0%}",
         )
     for ax in axes.ravel()[len(chosen) :]:
         ax.set_visible(False)

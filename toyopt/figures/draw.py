@@ -19,7 +19,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from .. import geometry
 from ..config import Config
-from ..engine import Result
+from ..engine import Result, Series, series
 from ..methods import METHODS, get_method, step_once
 from ..problems import get_problem
 from .spec import MAX_PANELS, FigureSpec
@@ -161,47 +161,6 @@ def draw_path(
     return line, end
 
 
-@dataclass(frozen=True)
-class Panel:
-    """The lanes of one method entry and one grid value."""
-
-    entry: int
-    grid_index: int
-    method: str
-    title: str
-    lanes: tuple[int, ...]
-
-
-def panels(config: Config, result: Result | None = None) -> list[Panel]:
-    """One panel per method entry and grid value, titled by the method's label (and the grid
-    value, or the entry's parameters when a method appears twice)."""
-    counts: dict[str, int] = {}
-    for entry in config.methods:
-        counts[entry.name] = counts.get(entry.name, 0) + 1
-    out = []
-    for e, entry in enumerate(config.methods):
-        combos = entry.grid()
-        grid_keys = [k for k, v in entry.params.items() if isinstance(v, list)]
-        for gi, combo in enumerate(combos):
-            label = METHODS[entry.name].label
-            shown = grid_keys if len(combos) > 1 else []
-            if counts[entry.name] > 1:
-                shown = sorted(entry.params)
-            if shown:
-                label += " (" + ", ".join(f"{k} = {_short(combo[k])}" for k in shown) + ")"
-            lanes = ()
-            if result is not None:
-                lanes = tuple(
-                    lane.index for lane in result.lanes if lane.entry == e and lane.grid_index == gi
-                )
-            out.append(Panel(e, gi, entry.name, label, lanes))
-    return out
-
-
-def _short(value) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
 def _marks_legend(
     fig: Figure,
     extra: list | None = None,
@@ -263,7 +222,7 @@ def paper(result: Result, spec: FigureSpec) -> Figure:
     config = result.config
     problem, _ = _problem(config)
     _check_plane(problem)
-    groups = panels(config, result)
+    groups = result.series()
     if len(groups) > MAX_PANELS:
         raise ValueError(
             f"the paper layout draws at most {MAX_PANELS} panels (methods x grid values); "
@@ -312,7 +271,7 @@ def gap_series(result: Result, lanes: tuple[int, ...], gap: str) -> np.ndarray:
     return values.mean(-1)
 
 
-def convergence(ax, result: Result, groups: list[Panel], gap: str) -> None:
+def convergence(ax, result: Result, groups: list[Series], gap: str) -> None:
     steps = result.recorded_steps
     every = max(len(steps) // 4, 1)
     lowest, highest = np.inf, 0.0
@@ -373,7 +332,7 @@ def landscape(config: Config, result: Result | None, spec: FigureSpec) -> Figure
     width), the Pareto front in loss space; the legend under both, so the panels fill the width."""
     problem, params = _problem(config)
     _check_plane(problem)
-    groups = panels(config, result) if result is not None else []
+    groups = result.series() if result is not None else []
     width = spec.inches
     side = width >= SIDE_BY_SIDE
     entries = 3 + len(groups)
@@ -406,7 +365,7 @@ def landscape(config: Config, result: Result | None, spec: FigureSpec) -> Figure
     return fig
 
 
-def draw_front(ax, config: Config, result: Result | None, groups: list[Panel]) -> None:
+def draw_front(ax, config: Config, result: Result | None, groups: list[Series]) -> None:
     """Loss space: the Pareto front, the image of the global minimum and (with a result) each
     lane's losses."""
     problem, params = _problem(config)
@@ -433,7 +392,7 @@ def front(result: Result, spec: FigureSpec) -> Figure:
     config = result.config
     problem, _ = _problem(config)
     _check_plane(problem)
-    groups = panels(config, result)
+    groups = result.series()
     fig, ax, where, ncols = _single_panel(spec, 3 + len(groups), 2)
     draw_front(ax, config, result, groups)
     extra = [method_handle(group.method, group.title) for group in groups]
@@ -468,7 +427,7 @@ def directions_at(config: Config, point: tuple[float, float]) -> tuple[np.ndarra
     losses, grads = problem.losses_and_grads(x, params)
     lower = torch.tensor([config.resolved_lower_bounds()], dtype=torch.float64)
     out = []
-    firsts = [p for p in panels(config) if p.grid_index == 0]
+    firsts = [p for p in series(config) if p.grid_index == 0]
     for e, (entry, group) in enumerate(zip(config.methods, firsts)):
         gen = torch.Generator().manual_seed(config.seed * 7919 + e)
         step = step_once(get_method(entry.name), entry.grid()[0], grads, losses, lower, gen)

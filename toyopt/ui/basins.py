@@ -203,7 +203,7 @@ def map_figure(outcomes: Outcomes, series: int, trajectory_xy: np.ndarray | None
         width=MAP_SIZE,
         height=MAP_SIZE,
         margin={"l": 30, "r": 5, "t": 30, "b": 25},
-        title={"text": s.label, "font": {"size": 12}},
+        title={"text": s.title, "font": {"size": 12}},
         xaxis={"range": [a, b], "constrain": "domain"},
         yaxis={"range": [c, d], "scaleanchor": "x", "constrain": "domain"},
         showlegend=False,
@@ -321,7 +321,7 @@ def _show(outcomes: Outcomes) -> None:
     if outcomes.starts is None or outcomes.starts.kind != "grid":
         _downloads(outcomes)
         return
-    labels = [s.label for s in outcomes.series]
+    labels = [s.title for s in outcomes.series]
     shown = st.multiselect("Maps", labels, default=labels[:8], key="basins_shown")
     st.markdown(
         "Colours: "
@@ -355,7 +355,7 @@ def _show(outcomes: Outcomes) -> None:
         k, lane, _ = clicked
         st.markdown(
             f"**Start ({outcomes.init[lane][0]:.2f}, {outcomes.init[lane][1]:.2f})**, "
-            f"{outcomes.series[k].label}: {outcomes.category[lane]}"
+            f"{outcomes.series[k].title}: {outcomes.category[lane]}"
             + (f" (l = {outcomes.pareto_l[lane]:.3f})" if not math.isnan(outcomes.pareto_l[lane]) else "")
             + (f", {outcomes.kind[lane]}" if outcomes.kind[lane] else "")
             + f"; ends at ({outcomes.final[lane][0]:.3f}, {outcomes.final[lane][1]:.3f})"

@@ -166,12 +166,6 @@ def _published(values: dict[str, Any]) -> None:
     set_value(values, "lr", setup.lr)
 
 
-def _quick(values: dict[str, Any]) -> None:
-    base = state.defaults(values["setup"])
-    set_value(values, "steps", base["steps"])
-    set_value(values, "lr", base["lr"])
-
-
 def sidebar(values: dict[str, Any]) -> None:
     """Setup preset, problem variant, methods and their parameters, optimizer; on every view."""
     sb = st.sidebar
@@ -260,12 +254,5 @@ def sidebar(values: dict[str, Any]) -> None:
         )
         bound(st.number_input, "seed", "seed", values, st, min_value=0, max_value=2**31 - 1, step=1)
         setup = SETUPS[values["setup"]]
-        st.caption(
-            f"Published: lr {setup.lr:g}, {setup.steps} steps. The app opens with a quick preview "
-            f"(lr x{state.QUICK_FACTOR}, steps / {state.QUICK_FACTOR})."
-        )
-        left, right = st.columns(2)
-        left.button(
-            "Published", on_click=_published, args=(values,), help="The setup's own lr and steps (slower)"
-        )
-        right.button("Quick", on_click=_quick, args=(values,), help="lr x 10, steps / 10")
+        st.caption(f"Published: lr {setup.lr:g}, {setup.steps} steps.")
+        st.button("Published", on_click=_published, args=(values,), help="The setup's own lr and steps")

@@ -352,7 +352,8 @@ def _trajectory_traces(
 
 
 def trajectories_figure(result: Result, panels: list, layout: str = "panels") -> go.Figure:
-    """``panels``: list of runs.Series. Small multiples (one panel per method) or one overlay."""
+    """``panels``: engine.Series (runs.shown_series). Small multiples (one panel per method) or
+    one overlay."""
     params = dict(result.config.problem_params)
     if layout == "overlay" or len(panels) == 1:
         fig = go.Figure(_map_traces(params, "mean", show_scale=False, with_clicks=True, light=True))

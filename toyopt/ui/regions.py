@@ -89,7 +89,7 @@ def _point_from_source(
             st.info("Showing the point (-2, 2) until the trajectories have run.")
             losses, grads, lower = runs.toy_point(values, (-2.0, 2.0))
             return grads, losses, lower, "x = (-2, 2)", (-2.0, 2.0)
-        panels = {s.method: s for s in runs.series(result, values)}
+        panels = {s.method: s for s in runs.shown_series(result, values)}
         if values["traj_method"] not in panels:
             values["traj_method"] = next(iter(panels))
             st.session_state.pop(controls.widget_key("traj_method"), None)

@@ -12,7 +12,7 @@ feasible-regions view.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -23,8 +23,9 @@ from streamlit.runtime.scriptrunner_utils.exceptions import StopException
 from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
 from .. import budget
+from ..compiled import compiler_missing, missing
 from ..config import MAX_GRID, Config
-from ..engine import Result, run
+from ..engine import Result, Series, run
 from ..methods import METHODS, ParamSpec, step_once
 from ..problems import get_problem
 from ..setups import get_setup
@@ -163,12 +164,16 @@ def get_result(values: dict[str, Any], grids: bool = True) -> Result | None:
 def gated_run(config: Config) -> Result | None:
     """The cached run of ``config``, every view's one way to the engine: a run above the work or
     memory caps (``toyopt.budget``) is refused with an error, and one estimated above SLOW_SECONDS
-    waits for a click: None meanwhile."""
+    waits for a click: None meanwhile. It runs compiled where it can (``choose_backend``), and
+    says so where it cannot."""
     try:
         budget.check(config)
     except ValueError as exc:
         st.error(f"This run is too large: {exc}", icon=None)
         return None
+    config, notice = choose_backend(config)
+    if notice:
+        st.info(notice, icon=None)
     config_json = config.to_json()
     approved = st.session_state.setdefault("approved_runs", set())
     if config_json not in approved:
@@ -189,32 +194,32 @@ def gated_run(config: Config) -> Result | None:
     return cached_run(config_json)
 
 
-@dataclass(frozen=True)
-class Series:
-    """The lanes one panel shows: one method entry at the slider's value, every start."""
+def choose_backend(config: Config) -> tuple[Config, str | None]:
+    """``config`` on the compiled backend when every method's compiled step is ready in this
+    process (``toyopt.compiled.missing``; the server's warm-up fills the cache), else on the eager
+    one, with the notice the page shows."""
+    reason = compiler_missing()
+    if reason:
+        return replace(config, backend="eager"), "No C++ compiler found: runs eager (slower)."
+    not_ready = missing(config)
+    if not_ready:
+        labels = ", ".join(METHODS[name].label for name in not_ready)
+        notice = f"Compiled step of {labels} not ready (warming up): runs eager."
+        return replace(config, backend="eager"), notice
+    return replace(config, backend="compiled"), None
 
-    entry: int
-    method: str
-    title: str
-    lanes: tuple[int, ...]
-    params: dict
 
-
-def series(result: Result, values: dict[str, Any]) -> list[Series]:
-    """Per method entry, the lanes at the currently selected slider value."""
+def shown_series(result: Result, values: dict[str, Any]) -> list[Series]:
+    """Per method entry, the series (``Result.series``) at the currently selected slider value."""
     out = []
-    for e, entry in enumerate(result.config.methods):
-        spec = METHODS[entry.name]
-        combos = entry.grid()
+    for s in result.series():
+        entry = result.config.methods[s.entry]
         gp = grid_spec(entry.name)
         gi = 0
-        title = spec.label
         if gp is not None and isinstance(entry.params.get(gp.name), list):
-            grid = entry.params[gp.name]
-            gi = nearest_index(grid, values[f"{entry.name}.{gp.name}"])
-            title = f"{spec.label} ({gp.name} = {grid[gi]:g})"
-        lanes = tuple(lane.index for lane in result.lanes if lane.entry == e and lane.grid_index == gi)
-        out.append(Series(e, entry.name, title, lanes, combos[gi]))
+            gi = nearest_index(entry.params[gp.name], values[f"{entry.name}.{gp.name}"])
+        if s.grid_index == gi:
+            out.append(s)
     return out
 
 

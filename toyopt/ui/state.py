@@ -6,9 +6,7 @@ parameter becomes one error message naming it and keeps its default, so the rest
 Work requested through a link is capped (steps, starting points, methods) below the core's own caps.
 
 Defaults depend on the setup preset: its methods (those registered), starting points, problem
-variant, noise and per-method conventions. The app opens in a quick preview of the setup: the
-learning rate x ``QUICK_FACTOR`` and the step count / ``QUICK_FACTOR`` (a few seconds instead of
-tens); one click restores the published values.
+variant, noise and per-method conventions, and its published learning rate and step count.
 """
 
 from __future__ import annotations
@@ -31,8 +29,6 @@ from ..validation import check_number
 URL_MAX_STEPS = 100_000
 URL_MAX_POINTS = 12
 URL_MAX_METHODS = 8
-#: The quick preview: lr x QUICK_FACTOR, steps / QUICK_FACTOR.
-QUICK_FACTOR = 10
 COORD_LIMIT = 20.0
 
 VIEWS = {
@@ -204,8 +200,8 @@ def defaults(setup_name: str = DEFAULT_SETUP) -> dict[str, Any]:
         "view": "landscape",
         "setup": setup.name,
         "methods": methods,
-        "steps": max(1, setup.steps // QUICK_FACTOR),
-        "lr": setup.lr * QUICK_FACTOR,
+        "steps": setup.steps,
+        "lr": setup.lr,
         "optimizer": "adam",
         "seed": 0,
         "noise": float(setup.noise),

@@ -86,7 +86,7 @@ def animation(config_json: str, _result, follow: int, step: int, cone_c: float, 
     ``config_json``, the cache key), opening at the recorded state nearest optimizer step ``step``:
     frames, the gradients there and the read-outs. Cached: building the frames takes seconds."""
     result = _result
-    panel = runs.series(result, {})[follow]
+    panel = runs.shown_series(result, {})[follow]
     lane = panel.lanes[0]
     steps = result.recorded_steps
     around = int(np.argmin(np.abs(steps - step)))
@@ -129,7 +129,7 @@ def view(values: dict[str, Any]) -> None:
     result = runs.get_result(svals, grids=False)
     if result is None:
         return
-    panels = runs.series(result, svals)
+    panels = runs.shown_series(result, svals)
     pick = st.radio("Follow", range(len(panels)), format_func=lambda i: panels[i].title, horizontal=True)
     cone_c, ball_c = regions.region_c(svals, "cone_c"), regions.region_c(svals, "ball_c")
     config_json = result.config.to_json()

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from ..engine import Result
+from ..engine import Result, Series
 from ..methods import METHODS
 from . import controls, downloads, figures, runs, state
 
@@ -84,7 +84,7 @@ def start_controls(values: dict[str, Any]) -> None:
             st.warning(message)
 
 
-def flag_badges(result: Result, panels: list[runs.Series]) -> None:
+def flag_badges(result: Result, panels: list[Series]) -> None:
     fired = []
     for s in panels:
         for name, counts in result.flag_counts.items():
@@ -106,7 +106,7 @@ def flag_badges(result: Result, panels: list[runs.Series]) -> None:
             )
 
 
-def outcome_rows(result: Result, panels: list[runs.Series]) -> list[dict]:
+def outcome_rows(result: Result, panels: list[Series]) -> list[dict]:
     rows = []
     for s in panels:
         for i in s.lanes:
@@ -147,7 +147,7 @@ def view(values: dict[str, Any]) -> None:
     result = runs.get_result(values)
     if result is None:
         return
-    panels = runs.series(result, values)
+    panels = runs.shown_series(result, values)
     fig = figures.trajectories_figure(result, panels, values["layout"] or "panels")
     event = st.plotly_chart(
         fig, key=f"traj_map_{len(values['inits'])}", on_select="rerun", selection_mode=("points", "box")
