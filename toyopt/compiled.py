@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import os
 import sys
 import tempfile
@@ -119,6 +120,9 @@ def segment_for(key: tuple, build, example: tuple):
         path = package_path(key)
         if not path.exists():
             _compile_package(build(), example, path)
+        # Packages are built without SIMD (INDUCTOR): torch warns on every load that their
+        # instruction set differs from this machine's, which is the point.
+        logging.getLogger("torch.export.pt2_archive._package").setLevel(logging.ERROR)
         loader = torch._inductor.aoti_load_package(str(path), run_single_threaded=True).loader
         # The package's own __call__ flattens and unflattens pytrees (about 0.3 ms per call):
         # a segment's inputs and outputs are flat tensors already.
