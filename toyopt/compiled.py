@@ -49,6 +49,10 @@ _SEGMENTS: dict[tuple, object] = {}
 compiles = 0
 
 
+class BuildFailed(RuntimeError):
+    """A segment's package could not be built (torch.export or AOTInductor failed)."""
+
+
 def cache_dir() -> Path:
     """Where toyopt keeps compiled code: ``$TOYOPT_CACHE_DIR`` or ``$XDG_CACHE_HOME/toyopt``
     (default ``~/.cache/toyopt``), one sub-folder per torch version."""
@@ -119,7 +123,13 @@ def segment_for(key: tuple, build, example: tuple):
     if key not in _SEGMENTS:
         path = package_path(key)
         if not path.exists():
-            _compile_package(build(), example, path)
+            try:
+                _compile_package(build(), example, path)
+            except Exception as error:  # export or C++ build: the run goes eager, with this notice
+                raise BuildFailed(
+                    f"building the compiled segment of {key[1]} failed ({type(error).__name__}: "
+                    f"{str(error).splitlines()[0][:200] if str(error) else ''}): the run ran eagerly"
+                ) from error
         # Packages are built without SIMD (INDUCTOR): torch warns on every load that their
         # instruction set differs from this machine's, which is the point.
         logging.getLogger("torch.export.pt2_archive._package").setLevel(logging.ERROR)

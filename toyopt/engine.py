@@ -398,8 +398,8 @@ def run(config: Config, progress: Callable[[float], Any] | None = None, chunk: i
     Backend "eager" steps all lanes together in Python (the reference, ``chunk`` steps at a time);
     "compiled" runs each method entry's lanes in compiled segments from one record to the next
     (segment.py). Compiled falls back to eager, with a notice in ``Result.notices``, where it
-    cannot run: no C++ compiler, or an early-stop tolerance (a test across all entries' lanes at
-    every step).
+    cannot run: no C++ compiler, an early-stop tolerance (a test across all entries' lanes at
+    every step), or a segment whose package fails to build.
     """
     config = config.validated()
     budget.check(config)
@@ -418,9 +418,16 @@ def run(config: Config, progress: Callable[[float], Any] | None = None, chunk: i
         if reason:
             notices.append(reason)
             backend = "eager"
+    book = None
     if backend == "compiled":
-        book = _run_compiled(built, progress)
-    else:
+        from .compiled import BuildFailed
+
+        try:
+            book = _run_compiled(built, progress)
+        except BuildFailed as failed:  # raised before any step: the run starts again eagerly
+            notices.append(str(failed))
+            backend, built = "eager", _build(config)
+    if book is None:
         book = _run_eager(built, progress, chunk)
     return _assemble(built, book, time.perf_counter() - started, backend, tuple(notices))
 

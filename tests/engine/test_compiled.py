@@ -102,6 +102,23 @@ def test_no_compiler_runs_eager_with_a_notice(monkeypatch):
     np.testing.assert_array_equal(result.x, run(replace(config, backend="eager")).x)
 
 
+def test_a_package_that_fails_to_build_runs_eager_with_a_notice(monkeypatch, tmp_path):
+    monkeypatch.setenv(compiled.CACHE_ENV, str(tmp_path))
+    monkeypatch.setattr(compiled, "_SEGMENTS", {})
+
+    def failing(segment, example, path):
+        raise RuntimeError("export failed here\nsecond line")
+
+    monkeypatch.setattr(compiled, "_compile_package", failing)
+    config = NASH.config(methods=["ls"], steps=20, backend="compiled")
+    result = run(config)
+    assert result.backend == "eager"
+    assert result.notices == (
+        "building the compiled segment of ls failed (RuntimeError: export failed here): the run ran eagerly",
+    )
+    np.testing.assert_array_equal(result.x, run(replace(config, backend="eager")).x)
+
+
 def test_early_stop_runs_eager_with_a_notice():
     result = run(NASH.config(methods=["ls"], steps=20, early_stop_tol=1e-3, backend="compiled"))
     assert result.backend == "eager"
