@@ -62,15 +62,11 @@ LANE_MAJOR_FROM = 1024
 
 def _constant_tensors(dtype: torch.dtype) -> tuple[Tensor, ...]:
     """(2,) tensors, made once per dtype (making a tensor costs as much as an operation): the
-    gates' inner slopes, then the task constants. Never cached from inside a trace (an export
-    would leave its traced tensors in the cache for the next one)."""
-    if dtype in _TENSORS:
-        return _TENSORS[dtype]
-    columns = (GATE_INNER_SLOPES, *zip(*TASK_CONSTANTS))
-    made = tuple(torch.tensor(column, dtype=dtype) for column in columns)
-    if not torch.compiler.is_compiling():
-        _TENSORS[dtype] = made
-    return made
+    gates' inner slopes, then the task constants."""
+    if dtype not in _TENSORS:
+        columns = (GATE_INNER_SLOPES, *zip(*TASK_CONSTANTS))
+        _TENSORS[dtype] = tuple(torch.tensor(column, dtype=dtype) for column in columns)
+    return _TENSORS[dtype]
 
 
 def _task_terms(x1, x2, tn, gates, gate_slopes, sq_common, shift, sign, offset, centre):
