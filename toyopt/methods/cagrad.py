@@ -71,8 +71,7 @@ def minimize_linear_plus_norm(
     the best vertex; exact line search) from ``start`` (default uniform w).
     """
     B, K = lin.shape
-    # (torch.as_tensor of a traced tensor fails under torch.export.)
-    eps = eps.to(lin.dtype).expand(B) if isinstance(eps, Tensor) else torch.full((B,), eps, dtype=lin.dtype)
+    eps = torch.as_tensor(eps, dtype=lin.dtype).expand(B)
     tiny = torch.finfo(lin.dtype).tiny
 
     # Below this norm of g_w (relative to the Gram's size) the norm term's gradient is taken as 0.
