@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from . import budget, geometry
-from .config import Config
+from .config import Config, MethodEntry
 from .methods import draw_random, get_method, lane_params
 from .methods.base import StepInput
 from .optim import make_optimizer
@@ -128,9 +128,10 @@ class Series:
 
 def series(config: Config, lanes: list[Lane] | None = None) -> list[Series]:
     """One Series per method entry and grid value, in entry then grid order (the lanes of a run
-    of ``config``: ``build_lanes`` unless given). Titled by the method's label, with the grid's
-    values when the entry has more than one; when the method appears twice, with every parameter
-    and the entry's index (so titles stay distinct)."""
+    of ``config``: ``build_lanes`` unless given). Titled by the method's label, with its swept
+    parameter (CAGrad's or ConicGrad's c) and the grid's values when the entry has more than one;
+    when the method appears twice, with every parameter and the entry's index (so titles stay
+    distinct)."""
     lanes = build_lanes(config) if lanes is None else lanes
     members: dict[tuple[int, int], list[int]] = {}
     for lane in lanes:
@@ -140,17 +141,24 @@ def series(config: Config, lanes: list[Lane] | None = None) -> list[Series]:
     for e, entry in enumerate(config.methods):
         combos = entry.grid()
         repeated = names.count(entry.name) > 1
-        grid_keys = [k for k, v in entry.params.items() if isinstance(v, list)]
-        shown = sorted(entry.params) if repeated else grid_keys
+        shown = sorted(entry.params) if repeated else _title_params(entry, len(combos))
         for gi, combo in enumerate(combos):
             title = get_method(entry.name).label
-            if shown and (repeated or len(combos) > 1):
+            if shown:
                 title += " (" + ", ".join(f"{k} = {_short(combo[k])}" for k in shown) + ")"
             if repeated:
                 title += f" #{e}"
             idx = np.asarray(members.get((e, gi), []), dtype=np.int64)
             out.append(Series(e, gi, entry.name, dict(combo), title, idx))
     return out
+
+
+def _title_params(entry: MethodEntry, combos: int) -> list[str]:
+    """The parameters a single entry's title names: its swept one (the c every panel of the app
+    shows), then the grid's when it has more than one value."""
+    grid_keys = [k for k, v in entry.params.items() if isinstance(v, list)] if combos > 1 else []
+    swept = get_method(entry.name).swept()
+    return [swept.name] + [k for k in grid_keys if k != swept.name] if swept is not None else grid_keys
 
 
 def _short(value) -> str:

@@ -1028,8 +1028,10 @@ def test_a_run_stops_when_its_session_goes_away(monkeypatch):
         def progress(self, *args, **kwargs):
             pass
 
+    import toyopt.ui.cache as cache_module
+
     alive = iter([True, True, False])
-    monkeypatch.setattr(runs_module, "session_active", lambda: next(alive))
+    monkeypatch.setattr(cache_module, "session_active", lambda: next(alive))
     config = Config(methods=(cfgmod.MethodEntry("mgda_softmax", {"steps": 5000}),), steps=5000).validated()
     chunk = runs_module.progress_chunk(config)
     assert 1 <= chunk < runs_module.PROGRESS_CHUNK, "an expensive step gets short chunks"
@@ -1041,7 +1043,7 @@ def test_a_run_stops_when_its_session_goes_away(monkeypatch):
 
 
 def test_session_active_asks_the_streamlit_runtime(monkeypatch):
-    import toyopt.ui.runs as runs_module
+    import toyopt.ui.cache as runs_module
 
     class Ctx:
         session_id = "abc"

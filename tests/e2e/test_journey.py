@@ -9,6 +9,7 @@ from __future__ import annotations
 import statistics
 import time
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import pytest
 
@@ -116,4 +117,119 @@ def test_journey(app_url, browser):
     page.get_by_text("\u275a\u275a Pause").click()
     after = page.evaluate(state)
     assert after[0] > before[0] and after[1] != before[1] and "step " in after[1]
+    page.close()
+
+
+@pytest.mark.e2e
+def test_typing_a_method_and_enter_adds_that_one_method(app_url, browser):
+    """Typing "MGDA" matches three labels (MGDA and the two Su variants); Enter adds the best match
+    only, not all three."""
+    page = browser.new_page(viewport={"width": 1500, "height": 1000})
+    page.goto(f"{app_url}/?methods=ls")
+    _settle(page)
+    box = page.locator("[data-testid=stSidebar] [data-testid=stMultiSelect] input")
+    box.click()
+    box.type("MGDA")
+    page.wait_for_selector("[role=option]", timeout=TIMEOUT)
+    box.press("Enter")
+    page.wait_for_function("() => location.search.includes('methods=ls%2C')", timeout=TIMEOUT)
+    _settle(page)
+    query = parse_qs(page.evaluate("location.search").lstrip("?"))
+    assert query["methods"] == ["ls,mgda"]
+    page.close()
+
+
+SPINNER_SEEN = """() => { window.spinnerTexts = []; new MutationObserver(() => {
+    for (const el of document.querySelectorAll('[data-testid=stSpinner]'))
+        window.spinnerTexts.push(el.innerText);
+    }).observe(document.body, {subtree: true, childList: true, characterData: true}); }"""
+
+
+@pytest.mark.e2e
+def test_a_slider_move_that_reruns_the_engine_shows_a_running_spinner(app_url, browser):
+    """Moving CAGrad's eps changes the run: while the view recomputes, "Updating the view..." shows
+    (without the spinner the page only fades). The spinner appears after 0.5 s; the run of 3000
+    steps is estimated at about 2 s on an idle machine."""
+    page = browser.new_page(viewport={"width": 1500, "height": 1000})
+    page.goto(f"{app_url}/?view=trajectories&methods=ls,cagrad&setup=cagrad2021&steps=3000&lr=0.03")
+    _settle(page)
+    eps = (
+        page.locator("[data-testid=stExpander]", has_text="CAGrad parameters")
+        .locator("[data-testid=stSlider]", has_text="eps")
+        .get_by_role("slider")
+    )
+    page.evaluate(SPINNER_SEEN)
+    eps.focus()
+    eps.press("ArrowRight")
+    page.wait_for_function("() => location.search.includes('cagrad.eps=')", timeout=TIMEOUT)
+    _settle(page)
+    assert any("Updating the view" in text for text in page.evaluate("window.spinnerTexts"))
+    assert page.locator("[data-testid=stSpinner]").count() == 0
+    page.close()
+
+
+LABEL_BOXES = """() => {
+    const gd = document.querySelector('.js-plotly-plot');
+    const box = el => { const r = el.getBoundingClientRect();
+        return {name: el.textContent.slice(0, 60), x0: r.left, y0: r.top, x1: r.right, y1: r.bottom}; };
+    return {
+        titles: [...gd.querySelectorAll('g.annotation')].map(box),
+        axisTitles: [...gd.querySelectorAll('.g-xtitle text, .g-ytitle text')]
+            .filter(t => t.textContent).map(box),
+        legend: [...gd.querySelectorAll('g.legend')].map(box),
+        panels: [...gd.querySelectorAll('rect.nsewdrag')].map(box),
+    }; }"""
+
+
+def _overlap(a: dict, b: dict) -> bool:
+    return a["x0"] < b["x1"] - 1 and b["x0"] < a["x1"] - 1 and a["y0"] < b["y1"] - 1 and b["y0"] < a["y1"] - 1
+
+
+@pytest.mark.e2e
+def test_trajectory_panels_titles_and_legend_do_not_overlap_at_1280px(app_url, browser):
+    """Five methods in three columns at 1280 px: panel titles (the long ConicGrad ones too), axis
+    titles, the legend and the panels are drawn where nothing else is."""
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(f"{app_url}/?view=trajectories&setup=conicgrad2025&steps=300")
+    _settle(page)
+    boxes = page.evaluate(LABEL_BOXES)
+    assert len(boxes["titles"]) == 5 and len(boxes["panels"]) == 5 and boxes["legend"]
+    labels = boxes["titles"] + boxes["axisTitles"] + boxes["legend"]
+    clashes = [
+        (a["name"], b["name"])
+        for i, a in enumerate(labels)
+        for b in labels[i + 1 :] + boxes["panels"]
+        if _overlap(a, b)
+    ]
+    assert not clashes
+    page.close()
+
+
+#: The column headers the data grid draws (its accessible table holds only the visible columns).
+VISIBLE_HEADERS = """() => [...document.querySelectorAll('[data-testid=stDataFrame]')]
+    .map(df => [...df.querySelectorAll('[role=columnheader]')].map(h => h.textContent))"""
+
+
+@pytest.mark.e2e
+def test_every_readout_column_shows_at_1280px(app_url, browser):
+    """Cone vs ball with the longest method names: every read-out column is on screen at 1280 px."""
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    query = "methods=cagrad,conicgrad,conicgrad_exact&cagrad.c=0.4&conicgrad.c=0.5&conicgrad_exact.c=0.5"
+    page.goto(f"{app_url}/?view=regions&setup=conicgrad2025&{query}")
+    page.wait_for_selector("[data-testid=stDataFrame]", timeout=TIMEOUT)
+    _settle(page)
+    shown = {name for table in page.evaluate(VISIBLE_HEADERS) for name in table}
+    assert shown == {
+        "method",
+        "d",
+        "||d||",
+        "cos(d, g0)",
+        "<g1, d>",
+        "<g2, d>",
+        "dual cone",
+        "ball c=0.4",
+        "cone c=0.5",
+        "weights",
+        "flags",
+    }
     page.close()

@@ -128,3 +128,10 @@ def test_data_files_hold_the_documented_columns_and_the_config(tmp_path):
     (tmp_path / "other.csv").write_text("keep")
     assert main([*BASE, "--layout", "front", "--data", "--out", str(tmp_path / "other.pdf")]) == 2
     assert (tmp_path / "other.csv").read_text() == "keep" and not (tmp_path / "other.pdf").exists()
+
+
+def test_surface_flag_draws_a_task_landscape(tmp_path):
+    out = tmp_path / "f2.png"
+    args = ["--layout", "landscape", "--no-trajectories", "--surface", "f2", "--dpi", "50", "--out", str(out)]
+    assert main([*BASE, *args]) == 0
+    assert read_embedded(out.read_bytes())[1].surface == "f2"

@@ -16,6 +16,7 @@ from toyopt.config import Config, MethodEntry
 from toyopt.engine import run
 from toyopt.figures import FigureSpec, read_embedded, render
 from toyopt.figures.draw import default_point, directions_at, gap_series, region_c, thin
+from toyopt.figures.style import RC
 from toyopt.geometry import dual_cone_arc
 from toyopt.methods import METHODS
 from toyopt.problems import get_problem
@@ -70,7 +71,7 @@ def test_every_layout_gives_a_valid_file(result, layout, fmt):
     else:
         width, height = png_size(data)
         assert width == round(3.25 * DPI)
-        assert 0.5 * width < height < 2.5 * width
+        assert 0.5 * width < height < 3 * width  # landscape: map, front and Pareto close-up stacked
 
 
 def test_png_has_the_requested_custom_size(config):
@@ -115,22 +116,74 @@ def test_landscape_without_trajectories_needs_no_run():
 
 
 @pytest.mark.parametrize("width", ["single", "double"])
-def test_landscape_export_shows_the_views_two_panels_filling_the_width(width):
+def test_landscape_export_shows_the_views_three_panels_filling_the_width(width):
     from toyopt.figures.draw import landscape
 
     config = get_setup("nashmtl2022").config(methods=["ls"], steps=5)
-    fig = landscape(config, None, FigureSpec(layout="landscape", trajectories=False, width=width).validated())
-    fig.draw_without_rendering()  # runs the constrained layout
-    maps, fronts = fig.axes
+    with matplotlib.rc_context(RC):  # the fonts render_spec draws with
+        fig = landscape(
+            config, None, FigureSpec(layout="landscape", trajectories=False, width=width).validated()
+        )
+        fig.draw_without_rendering()  # runs the constrained layout
+    maps, fronts, zoom = fig.axes
     problem = get_problem("liu2021")
     params = problem.validate_params(config.problem_params)
-    curve = geometry.pareto_set(problem, params).front.numpy()
-    assert np.allclose(fronts.lines[0].get_xydata(), curve), "the Pareto front in loss space, as in the view"
-    boxes = [ax.get_position() for ax in (maps, fronts)]
-    if width == "double":  # side by side, together most of the width
+    pareto = geometry.pareto_set(problem, params)
+    assert np.allclose(fronts.lines[0].get_xydata(), pareto.front.numpy()), "the Pareto front, as in the view"
+    # The close-up: the Pareto set on its own x2 scale (15 % margins), where its bend shows.
+    x2 = pareto.points.numpy()[:, 1]
+    assert any(
+        line.get_xydata().shape == x2.shape + (2,) and np.allclose(line.get_xydata(), pareto.points.numpy())
+        for line in zoom.lines
+    )
+    margin = 0.15 * np.ptp(x2)
+    assert np.allclose(zoom.get_ylim(), (x2.min() - margin, x2.max() + margin))
+    assert np.ptp(zoom.get_ylim()) < 0.02 * np.ptp(maps.get_ylim())
+    boxes = [ax.get_position() for ax in (maps, fronts, zoom)]
+    if width == "double":  # map and front side by side above the close-up, each row most of the width
         assert boxes[0].x1 <= boxes[1].x0 and boxes[0].width + boxes[1].width > 0.7
+        assert boxes[2].y1 <= min(boxes[0].y0, boxes[1].y0) and boxes[2].width > 0.8
     else:  # stacked, each most of the width
-        assert boxes[1].y1 <= boxes[0].y0 and min(b.width for b in boxes) > 0.7
+        assert boxes[2].y1 <= boxes[1].y0 <= boxes[1].y1 <= boxes[0].y0
+        assert min(b.width for b in boxes) > 0.7
+    _assert_legend_inside(fig)
+
+
+def _assert_legend_inside(fig) -> None:
+    """The figure legend lies within the figure and under every panel."""
+    legend = fig.legends[0].get_window_extent().transformed(fig.transFigure.inverted())
+    assert legend.x0 >= 0 and legend.x1 <= 1 and legend.y0 >= 0
+    assert legend.y1 <= min(ax.get_position().y0 for ax in fig.axes)
+
+
+@pytest.mark.parametrize("width", ["single", "double"])
+def test_regions_export_fills_its_width_and_labels_each_d_with_its_c(width):
+    from toyopt.figures.draw import regions
+
+    config = get_setup("conicgrad2025").config(
+        methods=["famo", "cagrad", "conicgrad", "conicgrad_exact"], steps=5
+    )
+    spec = FigureSpec(layout="regions", width=width, point=(9.0, -1.0)).validated()
+    with matplotlib.rc_context(RC):
+        fig = regions(config, spec)
+        fig.draw_without_rendering()
+    _assert_legend_inside(fig)
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "$d$ CAGrad (c = 0.4)" in labels
+    assert any(label.startswith("$d$ ConicGrad, exact cone solution (c = 0.5)") for label in labels)
+    boxes = [ax.get_position() for ax in fig.axes]
+    if width == "single":
+        assert len(boxes) == 1 and boxes[0].width > 0.7
+        return
+    whole, close = fig.axes
+    assert boxes[0].x1 <= boxes[1].x0 and boxes[0].width + boxes[1].width > 0.8
+    # The close-up holds every d and the ball, and is smaller than the whole view (g2 left out).
+    grads, dirs = directions_at(config, (9.0, -1.0))
+    (x0, x1), (y0, y1) = close.get_xlim(), close.get_ylim()
+    g0, radius = grads.mean(0), 0.4 * np.linalg.norm(grads.mean(0))
+    for d in [d.d for d in dirs] + [g0 - radius, g0 + radius]:
+        assert x0 <= d[0] <= x1 and y0 <= d[1] <= y1
+    assert np.ptp(close.get_xlim()) < np.ptp(whole.get_xlim())
 
 
 def test_paper_layout_refuses_too_many_panels():
@@ -237,3 +290,54 @@ def test_region_c_prefers_the_option_then_the_run_then_the_default():
     assert (
         region_c(get_setup("nashmtl2022").config(methods=["ls"], steps=5), ("cagrad",), None, 0.1) == default
     )
+
+
+@pytest.mark.parametrize("surface", ["f1", "f2"])
+def test_landscape_export_draws_the_surface_the_view_shows(surface):
+    from toyopt.figures.draw import landscape
+
+    config = get_setup("conicgrad2025").config(methods=["ls"], steps=5)
+    spec = FigureSpec(layout="landscape", trajectories=False, surface=surface, width=4.0).validated()
+    with matplotlib.rc_context(RC):
+        fig = landscape(config, None, spec)
+    maps = fig.axes[0]
+    # The filled contours' levels are quantiles of task k's loss on the map's grid (brute force).
+    problem = get_problem("liu2021")
+    params = problem.validate_params(config.problem_params)
+    x1 = np.linspace(-10, 10, 241)
+    xx1, xx2 = np.meshgrid(x1, x1)
+    points = torch.tensor(np.c_[xx1.ravel(), xx2.ravel()])
+    task = problem.losses(points, params)[:, int(surface[1]) - 1].numpy()
+    levels = np.unique(np.quantile(task, np.linspace(0.0, 1.0, 17)))
+    filled = next(c for c in maps.collections if hasattr(c, "levels"))
+    np.testing.assert_allclose(filled.levels, levels, rtol=1e-9, atol=1e-12)
+    assert maps.get_title() == f"task {surface[1]} loss $L_{surface[1]}$"
+    assert FigureSpec.from_json(spec.to_json()).surface == surface
+
+
+def test_surface_is_checked_and_written_only_for_the_landscape():
+    with pytest.raises(ValueError, match=r"surface must be one of \['mean', 'f1', 'f2'\]"):
+        FigureSpec(layout="landscape", surface="f3").validated()
+    assert "surface" not in FigureSpec(layout="paper").to_dict()
+    assert FigureSpec(layout="landscape").to_dict()["surface"] == "mean"
+
+
+@pytest.mark.parametrize("width", ["single", "double"])
+def test_paper_titles_and_legend_fit_with_long_method_names(width):
+    """The ConicGrad labels with their c are long: panel titles wrap instead of running into the next
+    panel's, and the legend takes as many columns as fit the width."""
+    from toyopt.figures.draw import paper
+
+    methods = ["famo", "nashmtl", "cagrad", "conicgrad", "conicgrad_exact"]
+    result = run(get_setup("conicgrad2025").config(methods=methods, steps=4))
+    with matplotlib.rc_context(RC):
+        fig = paper(result, FigureSpec(layout="paper", width=width).validated())
+        fig.draw_without_rendering()
+        titles = [ax.title.get_window_extent() for ax in fig.axes if ax.get_title()]
+        legend = fig.legends[0].get_window_extent()
+    assert "ConicGrad, exact cone solution (c = 0.5)" in [t.get_text() for t in fig.legends[0].get_texts()]
+    figure = fig.bbox
+    assert figure.x0 <= legend.x0 and legend.x1 <= figure.x1
+    for i, a in enumerate(titles):
+        assert figure.x0 <= a.x0 and a.x1 <= figure.x1
+        assert not any(a.overlaps(b) for b in titles[i + 1 :])

@@ -15,8 +15,10 @@ def test_a_basins_link_brings_the_maps_back_with_the_sidebars_run(app):
     at = app(**LINK)
     assert not at.exception and not at.error
     maps = figures(at)
-    assert [f["layout"]["title"]["text"] for f in maps] == [METHODS["ls"].label, METHODS["cagrad"].label]
-    assert list(at.dataframe[0].value["series"]) == [METHODS["ls"].label, METHODS["cagrad"].label]
+    cagrad_c = get_setup("nashmtl2022").entry("cagrad").params["c"]
+    titles = [METHODS["ls"].label, f"{METHODS['cagrad'].label} (c = {cagrad_c:g})"]  # as the panels name it
+    assert [f["layout"]["title"]["text"] for f in maps] == titles
+    assert list(at.dataframe[0].value["series"]) == titles
     assert any("50 steps" in c.value for c in at.caption), "the sidebar's steps, not the setup's"
     keys = {w.key for kind in ("selectbox", "multiselect", "number_input") for w in at.get(kind)}
     assert not keys & {"basins_setup", "basins_methods", "basins_steps"}, "no second set of controls"

@@ -174,6 +174,19 @@ def test_regions_at_a_trajectory_step(app):
     assert any("step" in m.value and "x = (" in m.value for m in at.markdown)
 
 
+def test_the_trajectory_step_slider_counts_optimizer_steps(app):
+    """1200 steps are recorded every ceil(1200 / 500) = 3 steps: the slider offers 0, 3, ..., 1200 and
+    its 6th position (a link's at_step=5) is optimizer step 15, as the text beside it says."""
+    at = app(view="regions", source="trajectory", at_step=5, methods="ls,mgda", steps=1200, lr=0.05)
+    approve(at)
+    assert not at.exception
+    slider = at.select_slider(key="w:at_step")
+    assert slider.label == "optimizer step"
+    assert slider.options == [str(step) for step in range(0, 1201, 3)]
+    assert slider.options[slider.value] == "15"
+    assert any(m.value.startswith("At step 15 of LS") for m in at.markdown)
+
+
 def approve(at) -> None:
     """Click "Run anyway" if a loaded machine made the run's estimate exceed the slow-run gate."""
     for button in at.button:

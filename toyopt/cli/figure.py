@@ -24,7 +24,7 @@ from ..figures import (
     render_spec,
 )
 from ..figures.embed import MAX_FIGURE_BYTES
-from ..figures.spec import GAPS, MAX_PANELS, parse_point
+from ..figures.spec import GAPS, MAX_PANELS, SURFACES, parse_point
 from ._common import (
     UsageError,
     add_config_arguments,
@@ -78,6 +78,12 @@ def register(sub) -> None:
     )
     p.add_argument("--no-convergence", action="store_true", help="paper layout without the convergence panel")
     p.add_argument("--no-trajectories", action="store_true", help="landscape layout without any run")
+    p.add_argument(
+        "--surface",
+        choices=SURFACES,
+        default=None,
+        help="landscape layout: the map of the mean loss (default) or of task 1's (f1) or task 2's (f2)",
+    )
     p.add_argument("--ball-c", type=float, default=None, help="c of CAGrad's ball in --layout regions")
     p.add_argument("--cone-c", type=float, default=None, help="c of ConicGrad's cone in --layout regions")
     p.add_argument("--frames", type=int, default=None, help="animation: number of frames (default 60)")
@@ -105,7 +111,18 @@ def register(sub) -> None:
 
 def _figure_overrides(args) -> dict:
     overrides = {}
-    for flag in ("layout", "width", "dpi", "gap", "ball_c", "cone_c", "frames", "fps", "regions_start"):
+    for flag in (
+        "layout",
+        "width",
+        "dpi",
+        "gap",
+        "surface",
+        "ball_c",
+        "cone_c",
+        "frames",
+        "fps",
+        "regions_start",
+    ):
         if getattr(args, flag) is not None:
             overrides[flag] = getattr(args, flag)
     if args.point is not None:

@@ -6,6 +6,7 @@ here steps the optimizer except ``directions_at``, which evaluates each method o
 from __future__ import annotations
 
 import math
+import textwrap
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -23,7 +24,7 @@ from ..engine import Result, Series, series
 from ..methods import METHODS, get_method, step_once
 from ..problems import get_problem
 from .spec import MAX_PANELS, FigureSpec
-from .style import GLOBAL_MIN_STYLE, LANDSCAPE_GRAYS, PARETO_COLOR, START_STYLE, method_style
+from .style import GLOBAL_MIN_STYLE, LANDSCAPE_GRAYS, PARETO_COLOR, RC, START_STYLE, method_style
 
 #: Landscape grid points per axis and number of filled contour levels.
 GRID = 241
@@ -54,14 +55,22 @@ def _check_plane(problem) -> None:
 
 
 def mean_loss_grid(problem, params: dict, n: int = GRID) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """x1, x2 (n,) over the problem's box and the mean loss (n, n) on that grid (rows: x2);
-    cached (read-only arrays), since every panel of a figure draws the same landscape."""
-    return _mean_loss_grid(problem.name, tuple(sorted(params.items())), n)
+    """x1, x2 (n,) over the problem's box and the mean loss (n, n) on that grid (rows: x2)."""
+    return loss_grid(problem, params, "mean", n)
+
+
+def loss_grid(
+    problem, params: dict, surface: str = "mean", n: int = GRID
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """x1, x2 (n,) over the problem's box and, on that grid (rows: x2), the mean of the task losses
+    (``surface`` "mean") or task k's loss ("f1", "f2"); cached (read-only arrays), since every
+    panel of a figure draws the same landscape."""
+    return _loss_grid(problem.name, tuple(sorted(params.items())), surface, n)
 
 
 @lru_cache(maxsize=16)
-def _mean_loss_grid(
-    problem_name: str, params_key: tuple, n: int
+def _loss_grid(
+    problem_name: str, params_key: tuple, surface: str, n: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     problem, params = get_problem(problem_name), dict(params_key)
     (lo1, hi1), (lo2, hi2) = problem.box
@@ -69,17 +78,27 @@ def _mean_loss_grid(
     x2 = torch.linspace(lo2, hi2, n, dtype=torch.float64)
     xx2, xx1 = torch.meshgrid(x2, x1, indexing="ij")
     points = torch.stack([xx1.reshape(-1), xx2.reshape(-1)], dim=-1)
-    z = problem.losses(points, params).mean(-1).reshape(n, n)
-    arrays = (x1.numpy(), x2.numpy(), z.numpy())
+    losses = problem.losses(points, params)
+    z = losses.mean(-1) if surface == "mean" else losses[:, int(surface[1:]) - 1]
+    arrays = (x1.numpy(), x2.numpy(), z.reshape(n, n).numpy())
     for a in arrays:
         a.flags.writeable = False
     return arrays
 
 
-def draw_landscape(ax, config: Config) -> None:
-    """Filled contours of the mean loss, the Pareto set and the global minimum, on the box."""
+#: Title of a landscape panel per surface.
+SURFACE_TITLES = {
+    "mean": r"mean loss $\bar{L} = (L_1 + L_2)/2$",
+    "f1": r"task 1 loss $L_1$",
+    "f2": r"task 2 loss $L_2$",
+}
+
+
+def draw_landscape(ax, config: Config, surface: str = "mean") -> None:
+    """Filled contours of the mean loss (or of one task's, ``surface`` "f1" / "f2"), the Pareto set
+    and the global minimum of the mean, on the box."""
     problem, params = _problem(config)
-    x1, x2, z = mean_loss_grid(problem, params)
+    x1, x2, z = loss_grid(problem, params, surface)
     levels = np.unique(np.quantile(z, np.linspace(0.0, 1.0, LEVELS + 1)))
     cmap = LinearSegmentedColormap.from_list("toyopt_grays", LANDSCAPE_GRAYS)
     ax.contourf(x1, x2, z, levels=levels, cmap=cmap)
@@ -161,6 +180,30 @@ def draw_path(
     return line, end
 
 
+#: Average width of a character of the style's sans-serif font, in em (for sizing legends and titles).
+CHAR_EM = 0.58
+#: What a legend entry needs besides its text (handle, padding, column spacing), in em.
+LEGEND_ENTRY_EM = 2.6 + 0.8 + 1.2
+
+
+def legend_columns(labels: list[str], width: float, most: int) -> int:
+    """The most columns (at most ``most``) in which a legend of ``labels``, split into columns as
+    matplotlib does (``np.array_split``), fits ``width`` inches at the style's legend font size."""
+    em = RC["legend.fontsize"] / 72
+    sizes = np.array([(len(label) * CHAR_EM + LEGEND_ENTRY_EM) * em for label in labels])
+    for ncols in range(max(1, min(most, len(labels))), 1, -1):
+        if sum(column.max() for column in np.array_split(sizes, ncols)) <= width:
+            return ncols
+    return 1
+
+
+def wrapped_title(text: str, inches: float) -> str:
+    """``text`` broken into lines that fit ``inches`` at the style's title font size."""
+    chars = max(8, int(inches * 72 / (RC["axes.titlesize"] * CHAR_EM)))
+    unbroken = text.replace(" = ", "\N{NO-BREAK SPACE}=\N{NO-BREAK SPACE}")  # "c = 0.5" stays on one line
+    return "\n".join(textwrap.wrap(unbroken, chars)) or text
+
+
 def _marks_legend(
     fig: Figure,
     extra: list | None = None,
@@ -194,6 +237,8 @@ def _marks_legend(
         ),
     ]
     handles += extra or []
+    inches = fig.bbox.width / fig.dpi  # a subfigure (the animation's panels) has no figure width
+    ncols = legend_columns([h.get_label() for h in handles], inches, ncols)
     fig.legend(handles=handles, loc=loc, ncols=ncols, borderaxespad=0.2, columnspacing=1.2)
 
 
@@ -235,10 +280,14 @@ def paper(result: Result, spec: FigureSpec) -> Figure:
     side = width / cols
     # The legend above the panels: the marks, then every method (its line also in the convergence panel).
     handles = [method_handle(g.method, g.title) for g in groups]
-    legend_cols = min(3 + len(handles), max(3, int(width / 0.85)))
+    # Titles are centred over the axes, right of the x2 label: they get 80 % of a column.
+    marks = ["Pareto set", "global minimum", "start"]
+    legend_cols = legend_columns(marks + [g.title for g in groups], width, 3 + len(handles))
     legend_rows = math.ceil((3 + len(handles)) / legend_cols)
+    title_lines = max(wrapped_title(g.title, 0.8 * side).count("\n") + 1 for g in groups)
     fig = Figure(
-        figsize=(width, rows * (side + 0.02) + 0.07 + legend_rows * LEGEND_ROW), layout="constrained"
+        figsize=(width, rows * (side + 0.02 + 0.1 * (title_lines - 1)) + 0.07 + legend_rows * LEGEND_ROW),
+        layout="constrained",
     )
     fig.get_layout_engine().set(w_pad=0.02, h_pad=0.02, wspace=0.04, hspace=0.04)
     axes = fig.subplots(rows, cols, squeeze=False).reshape(-1)
@@ -247,7 +296,7 @@ def paper(result: Result, spec: FigureSpec) -> Figure:
         draw_landscape(ax, config)
         for i in group.lanes:
             draw_path(ax, result.x[:, i, :2], group.method, span, lw=1.2)
-        ax.set_title(group.title, pad=2.5)
+        ax.set_title(wrapped_title(group.title, 0.8 * side), pad=2.5)
         ax.set_xlabel(r"$x_1$", labelpad=1)
         ax.set_ylabel(r"$x_2$", labelpad=0)
     if spec.convergence:
@@ -326,26 +375,34 @@ def _single_panel(spec: FigureSpec, entries: int, cols_below: int) -> tuple[Figu
 SIDE_BY_SIDE = 4.5
 
 
+#: Height of the Pareto-set close-up relative to the landscape panel above it.
+ZOOM_HEIGHT = 0.42
+
+
 def landscape(config: Config, result: Result | None, spec: FigureSpec) -> Figure:
     """What the Landscape view shows: the mean-loss landscape with the Pareto set, global minimum
     and starts (with a result, every method's trajectories) and, beside it (below it on a narrow
-    width), the Pareto front in loss space; the legend under both, so the panels fill the width."""
+    width), the Pareto front in loss space; under both the Pareto set on its own x2 scale; the
+    legend at the bottom, so the panels fill the width."""
     problem, params = _problem(config)
     _check_plane(problem)
     groups = result.series() if result is not None else []
     width = spec.inches
     side = width >= SIDE_BY_SIDE
-    entries = 3 + len(groups)
-    legend_cols = min(entries, max(2, int(width / 1.4)))
-    legend_rows = math.ceil(entries / legend_cols)
+    labels = ["Pareto set / front", "global minimum", "start", *(g.title for g in groups), CHORD_LABEL]
+    legend_cols = legend_columns(labels, width, max(2, int(width / 1.4)))
+    legend_rows = math.ceil(len(labels) / legend_cols)
     panel = width / 2 if side else width
+    rows = [1.0, ZOOM_HEIGHT] if side else [1.0, 1.0, ZOOM_HEIGHT]
+    layout = [["map", "front"], ["zoom", "zoom"]] if side else [["map"], ["front"], ["zoom"]]
     fig = Figure(
-        figsize=(width, (1 if side else 2) * (panel + 0.1) + 0.1 + legend_rows * LEGEND_ROW),
+        figsize=(width, sum(rows) * panel + 0.1 * len(rows) + 0.1 + legend_rows * LEGEND_ROW),
         layout="constrained",
     )
     fig.get_layout_engine().set(w_pad=0.02, h_pad=0.02, wspace=0.06, hspace=0.04)
-    ax, ax_front = fig.subplots(1, 2) if side else fig.subplots(2, 1)
-    draw_landscape(ax, config)
+    axes = fig.subplot_mosaic(layout, height_ratios=rows)
+    ax = axes["map"]
+    draw_landscape(ax, config, spec.surface)
     span = _box_span(problem)
     extra = []
     if result is not None:
@@ -358,11 +415,32 @@ def landscape(config: Config, result: Result | None, spec: FigureSpec) -> Figure
             _marker(ax, init, START_STYLE, size=3.5, zorder=5)
     ax.set_xlabel(r"$x_1$")
     ax.set_ylabel(r"$x_2$")
-    ax.set_title(r"mean loss $\bar{L} = (L_1 + L_2)/2$", pad=3)
-    draw_front(ax_front, config, result, groups)
-    label = "Pareto set / front" if side else "Pareto set (top) / front (bottom)"
+    ax.set_title(SURFACE_TITLES[spec.surface], pad=3)
+    draw_front(axes["front"], config, result, groups)
+    draw_pareto_zoom(axes["zoom"], config)
+    extra.append(Line2D([], [], color="#8C8C8C", linestyle=(0, (1.0, 1.2)), lw=0.8, label=CHORD_LABEL))
+    label = "Pareto set / front"
     _marks_legend(fig, extra, loc="outside lower center", ncols=legend_cols, pareto_label=label)
     return fig
+
+
+CHORD_LABEL = "chord of the Pareto set"
+
+
+def draw_pareto_zoom(ax, config: Config) -> None:
+    """The Pareto set in x-space on its own x2 scale (on the map it spans a few hundredths in x2
+    and looks straight), the chord between its ends and the global minimum."""
+    problem, params = _problem(config)
+    pts = geometry.pareto_set(problem, params).points.numpy()
+    ax.plot(pts[[0, -1], 0], pts[[0, -1], 1], color="#8C8C8C", linestyle=(0, (1.0, 1.2)), lw=0.8, zorder=1)
+    ax.plot(pts[:, 0], pts[:, 1], color=PARETO_COLOR, lw=1.6, solid_capstyle="round", zorder=2)
+    _marker(ax, geometry.global_minimum(problem, params).numpy(), GLOBAL_MIN_STYLE, size=9, zorder=6)
+    spread = float(np.ptp(pts[:, 1]))
+    pad = 0.15 * max(spread, 1e-9)
+    ax.set_ylim(float(pts[:, 1].min()) - pad, float(pts[:, 1].max()) + pad)
+    ax.set_xlabel(r"$x_1$")
+    ax.set_ylabel(r"$x_2$ (zoomed)")
+    ax.set_title(rf"Pareto set on its own $x_2$ scale (spans {spread:.3g})", pad=3)
 
 
 def draw_front(ax, config: Config, result: Result | None, groups: list[Series]) -> None:
@@ -487,7 +565,8 @@ def _arrow(ax, vec, color: str, lw: float, label: str | None, zorder: float, lin
 def regions(config: Config, spec: FigureSpec) -> Figure:
     """Gradient space at one point: g1, g2, g0, the dual cone, CAGrad's ball ||d - g0|| <= c||g0||,
     ConicGrad's cone cos(d, g0) >= c (with the arc ||d|| = ||g0|| of its realisable updates) and
-    each method's direction d."""
+    each method's direction d. On a wide figure a close-up of the updates d sits beside it (they
+    often lie close together near g0); the legend is under the panels, so they fill the width."""
     problem, _ = _problem(config)
     _check_plane(problem)
     point = spec.point if spec.point is not None else default_point(config)
@@ -496,27 +575,63 @@ def regions(config: Config, spec: FigureSpec) -> Figure:
     n0 = float(np.linalg.norm(g0))
     ball_c = region_c(config, BALL_METHODS, spec.ball_c, 0.5)
     cone_c = region_c(config, CONE_METHODS, spec.cone_c, 0.5)
-    # The view: a square around everything drawn (the origin, the arrows, the ball, the arc).
-    shown = [
+    # The close-up holds the origin, the ball and every d; the whole view also g1, g2 and the arc.
+    near = [
         np.zeros(2),
-        *grads,
         g0 - ball_c * n0,
         g0 + ball_c * n0,
         *(d.d for d in dirs if np.all(np.isfinite(d.d))),
     ]
+    whole = near + list(grads)
     if n0 > 0:
-        shown += [
+        whole += [
             n0 * np.array([math.cos(a), math.sin(a)])
             for a in np.linspace(-math.pi, math.pi, 73)
             if abs((a - math.atan2(g0[1], g0[0]) + math.pi) % (2 * math.pi) - math.pi)
             <= geometry.cone_half_angle(cone_c)
         ]
-    shown = np.array(shown)
-    lo, hi = shown.min(0), shown.max(0)
-    centre, half_side = (lo + hi) / 2, max(float((hi - lo).max()) / 2 * 1.15, 1e-300)
-    radius = 3 * (float(np.linalg.norm(centre)) + half_side)  # rays and wedges reach past the view
+    width = spec.inches
+    side = width >= SIDE_BY_SIDE
+    entries = 4 + len(dirs)
+    ncols = 2 if side else 1
+    panel = width / 2 if side else width
+    legend_rows = math.ceil(entries / ncols) + (0 if side else sum(1 for d in dirs if d.flags))
+    fig = Figure(figsize=(width, panel + 0.25 + legend_rows * LEGEND_ROW), layout="constrained")
+    fig.get_layout_engine().set(w_pad=0.02, h_pad=0.02, wspace=0.06)
+    axes = fig.subplots(1, 2) if side else [fig.add_subplot()]
+    # On a narrow figure the fired flags go on a line of their own, so the legend fits the width.
+    flag_gap = " " if side else "\n"
+    handles = draw_gradient_space(axes[0], grads, dirs, ball_c, cone_c, _square_around(whole), flag_gap)
+    axes[0].set_title(rf"gradient space at $x = ({point[0]:g}, {point[1]:g})$", pad=3)
+    if side:
+        draw_gradient_space(axes[1], grads, dirs, ball_c, cone_c, _square_around(near))
+        axes[1].set_title(r"close-up of the updates $d$", pad=3)
+    fig.legend(handles=handles, loc="outside lower center", ncols=ncols, borderaxespad=0.2)
+    return fig
 
-    fig, ax, where, ncols = _single_panel(spec, 4 + len(dirs), 1)
+
+def _square_around(points: list[np.ndarray]) -> tuple[np.ndarray, float]:
+    """The centre and half side of a square view around ``points`` (2,), with a margin."""
+    shown = np.array(points)
+    lo, hi = shown.min(0), shown.max(0)
+    return (lo + hi) / 2, max(float((hi - lo).max()) / 2 * 1.15, 1e-300)
+
+
+def draw_gradient_space(
+    ax,
+    grads: np.ndarray,
+    dirs: list[Direction],
+    ball_c: float,
+    cone_c: float,
+    view: tuple[np.ndarray, float],
+    flag_gap: str = " ",
+) -> list:
+    """The regions, the gradients and every d on ``ax``, limited to the square ``view`` (centre,
+    half side); returns the legend handles (a d's fired flags follow its label after ``flag_gap``)."""
+    g0 = grads.mean(0)
+    n0 = float(np.linalg.norm(g0))
+    centre, half_side = view
+    radius = 3 * (float(np.linalg.norm(centre)) + half_side)  # rays and wedges reach past the view
     handles = []
     arc = geometry.dual_cone_arc(grads)
     if arc is not None:
@@ -618,7 +733,7 @@ def regions(config: Config, spec: FigureSpec) -> Figure:
     ax.annotate(r"$g_0$", tuple(g0), xytext=(3, -8), textcoords="offset points", fontsize=7, zorder=6)
     for d in dirs:
         style = method_style(d.method)
-        label = d.label + (f" [{', '.join(d.flags)}]" if d.flags else "")
+        label = d.label + (f"{flag_gap}[{', '.join(d.flags)}]" if d.flags else "")
         if not np.all(np.isfinite(d.d)):
             handles.append(
                 Line2D([], [], color=style.color, linestyle="none", label=label + " (non-finite d)")
@@ -645,6 +760,4 @@ def regions(config: Config, spec: FigureSpec) -> Figure:
     ax.axvline(0, color="#BBBBBB", lw=0.4, zorder=0.2)
     ax.set_xlabel(r"$d_1$")
     ax.set_ylabel(r"$d_2$")
-    ax.set_title(rf"gradient space at $x = ({point[0]:g}, {point[1]:g})$", pad=3)
-    fig.legend(handles=handles, loc=where, ncols=ncols, borderaxespad=0.2)
-    return fig
+    return handles

@@ -19,6 +19,8 @@ FORMATS = ("pdf", "svg", "png")
 #: The formats of the "animation" layout (MP4 needs a system ffmpeg).
 ANIMATION_FORMATS = ("gif", "mp4")
 GAPS = ("loss", "distance")
+#: The loss a landscape panel shows: the mean of the task losses, or one task's.
+SURFACES = ("mean", "f1", "f2")
 MIN_DPI, MAX_DPI = 50, 1200
 #: Resolution when none is given: print quality for figures, slide quality for animations.
 DEFAULT_DPI, ANIMATION_DPI = 300, 128
@@ -46,6 +48,8 @@ class FigureSpec:
     or "distance" (||x - x*||). ``trajectories``: overlay the runs in "landscape" (False: the
     landscape alone, no run needed). ``ball_c`` / ``cone_c``: c of the regions drawn in
     "regions" (None: the run's cagrad / conicgrad parameter, else that method's default).
+    ``surface``: the loss the "landscape" layout's map shows, "mean", "f1" or "f2" (written into
+    the file only for that layout).
 
     "animation" (a GIF or MP4, ``toyopt.figures.animation``): the paper layout's panels (or, with
     ``overlay``, one landscape panel with every method) with the trajectories drawn up to the
@@ -65,6 +69,7 @@ class FigureSpec:
     trajectories: bool = True
     ball_c: float | None = None
     cone_c: float | None = None
+    surface: str = "mean"
     frames: int = 60
     fps: int = 12
     overlay: bool = False
@@ -96,6 +101,8 @@ class FigureSpec:
                 raise ValueError(f"{name} must be true or false, got {short_repr(getattr(self, name))}")
         if self.gap not in GAPS:
             raise ValueError(f"gap must be one of {list(GAPS)}, got {short_repr(self.gap)}")
+        if self.surface not in SURFACES:
+            raise ValueError(f"surface must be one of {list(SURFACES)}, got {short_repr(self.surface)}")
         ball_c = None if self.ball_c is None else _finite(self.ball_c, "ball_c", 0.0, 10.0)
         cone_c = None if self.cone_c is None else _finite(self.cone_c, "cone_c", -1.0, 1.0)
         _integer(self.frames, "frames", MIN_FRAMES, MAX_FRAMES)
@@ -105,6 +112,7 @@ class FigureSpec:
         return replace(self, width=width, dpi=dpi, point=point, ball_c=ball_c, cone_c=cone_c)
 
     def to_dict(self) -> dict:
+        landscape = {"surface": self.surface} if self.layout == "landscape" else {}
         animation = {}
         if self.layout == "animation":
             animation = {
@@ -123,6 +131,7 @@ class FigureSpec:
             "trajectories": self.trajectories,
             "ball_c": self.ball_c,
             "cone_c": self.cone_c,
+            **landscape,
             **animation,
         }
 

@@ -40,7 +40,7 @@ from ..outcomes import (
     with_param_sweep,
 )
 from ..problems import get_problem
-from . import controls, runs
+from . import cache, controls, runs
 
 TRAJECTORY_POINTS = 1500
 MAPS_PER_ROW = 4
@@ -79,7 +79,7 @@ def run_config(values: dict[str, Any]) -> tuple[Config, Starts]:
     return basin_config(config, starts), starts
 
 
-@st.cache_data(max_entries=runs.CACHE_ENTRIES, show_spinner="Classifying the end points...")
+@cache.cached("outcomes", spinner="Classifying the end points...")
 def classified(config_json: str, _result: Result, _starts: Starts) -> Outcomes:
     """``classify`` of the run ``_result`` of ``config_json`` from ``_starts``, cached by the config
     (which lists every start)."""

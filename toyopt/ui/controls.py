@@ -216,6 +216,9 @@ def sidebar(values: dict[str, Any]) -> None:
         options=list(METHODS),
         format_func=lambda n: METHODS[n].label,
         max_selections=state.URL_MAX_METHODS,
+        # Without this, the first row of a filtered list is "Select N matches", so typing "MGDA" and
+        # Enter would add all three MGDA variants; now Enter adds the best match only.
+        select_all=False,
         help="Every method in the registry; parameters below. [U] = reconstructed choice.",
     )
     if not methods:

@@ -22,14 +22,14 @@ import streamlit as st
 from ..config import Config
 from ..engine import run
 from ..figures import FigureSpec, animation, data_files, needs_run, render_spec
-from . import runs
+from . import cache, runs
 
 FIGURE_FORMATS = {"pdf": "application/pdf", "svg": "image/svg+xml", "png": "image/png"}
 ANIMATION_FORMATS = {"gif": "image/gif", "mp4": "video/mp4"}
 DATA_TYPES = {".csv": "text/csv", ".json": "application/json", ".config.json": "application/json"}
 
 
-@st.cache_data(max_entries=8, show_spinner="Drawing the figure...")
+@cache.cached("files", spinner="Drawing the figure...")
 def prepared_files(config_json: str, spec_json: str) -> dict[str, tuple[bytes, str]]:
     """File name suffix -> (bytes, MIME type): the figure in every format, and, when the layout
     draws a run, its trajectories (CSV, JSON); always the config."""
@@ -81,7 +81,7 @@ def offer(values: dict[str, Any], layout: str, **options: Any) -> None:
             )
 
 
-@st.cache_data(max_entries=4, show_spinner="Drawing the animation...")
+@cache.cached("animation", spinner="Drawing the animation...")
 def prepared_animation(config_json: str, spec_json: str, fmt: str) -> bytes:
     """The animation file (``fmt``: gif or mp4) of the config's run with the FigureSpec."""
     config = Config.from_json(config_json)

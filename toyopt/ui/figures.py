@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from functools import lru_cache
 
 import numpy as np
@@ -351,6 +352,10 @@ def _trajectory_traces(
     ]
 
 
+#: Characters per line of a panel title, by the number of columns (fits a 1280 px wide page).
+TITLE_CHARS = {1: 80, 2: 40, 3: 26}
+
+
 def trajectories_figure(result: Result, panels: list, layout: str = "panels") -> go.Figure:
     """``panels``: engine.Series (runs.shown_series). Small multiples (one panel per method) or
     one overlay."""
@@ -369,7 +374,8 @@ def trajectories_figure(result: Result, panels: list, layout: str = "panels") ->
     fig = make_subplots(
         rows=rows,
         cols=cols,
-        subplot_titles=[s.title for s in panels],
+        # Wrapped to their column: on one line, neighbouring long titles ran into each other.
+        subplot_titles=["<br>".join(textwrap.wrap(s.title, TITLE_CHARS[cols])) for s in panels],
         horizontal_spacing=0.06,
         vertical_spacing=0.22 / rows,
     )
@@ -384,6 +390,9 @@ def trajectories_figure(result: Result, panels: list, layout: str = "panels") ->
             for t in _trajectory_traces(result, lane, name, color(j), k == 0 and j == 0, k == 0):
                 fig.add_trace(t, row=r, col=c)
     _square(fig, rows, cols)
+    # A square panel is drawn at the top of its cell, under its title (centred, a wide cell left a
+    # gap between them).
+    fig.update_yaxes(constraintoward="top")
     for k in range(len(panels)):  # x titles only under the bottom row, x2 titles only in column 1
         suffix = "" if k == 0 else str(k + 1)
         if k < len(panels) - cols:

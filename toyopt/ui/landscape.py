@@ -44,4 +44,4 @@ def view(values: dict[str, Any]) -> None:
         f"Global minimum of (f1 + f2)/2: x* = ({gmin[0]:.4f}, {gmin[1]:.4f}). Change the loss scale and "
         "the gradient noise under 'Problem variant' in the sidebar; the setup preset sets both."
     )
-    downloads.offer(values, "landscape", trajectories=False)
+    downloads.offer(values, "landscape", trajectories=False, surface=which)

@@ -117,7 +117,17 @@ def _point_from_source(
         )
         last = len(result.recorded_steps) - 1
         values["at_step"] = min(values["at_step"], last)
-        controls.bound(st.slider, "at_step", "recorded step index", values, c, min_value=0, max_value=last)
+        recorded = result.recorded_steps
+        controls.bound(
+            st.select_slider,
+            "at_step",
+            "optimizer step",
+            values,
+            c,
+            options=list(range(last + 1)),
+            format_func=lambda i: f"{int(recorded[i])}",
+            help=f"The recorded states of the run: every {result.config.record_every} optimizer steps.",
+        )
         lane = s.lanes[values["traj_start"]]
         x = tuple(float(v) for v in result.x[values["at_step"], lane])
         where = (
@@ -163,6 +173,34 @@ def readouts(grads: np.ndarray, updates: dict, cone_c: float, ball_c: float) -> 
             }
         )
     return rows
+
+
+#: The read-out columns that say what d is; the others say where it lies.
+WHAT_D_IS = ("d", "weights", "flags")
+
+
+def readout_tables(columns: list[str]) -> list[list[str]]:
+    """The read-out ``columns`` as two tables, each with the method's full name: where d lies (norm,
+    angle, inner products, regions) and what d is (its entries, the method's weights, its flags).
+    In one table they did not fit a 1280 px wide page next to the sidebar."""
+    where = [name for name in columns if name != "method" and name not in WHAT_D_IS]
+    return [["method", *where], ["method", *WHAT_D_IS]]
+
+
+def readout_headers(cone_c: float, ball_c: float) -> dict:
+    """Short headers of the region columns (their full names in the help)."""
+    col = st.column_config
+    return {
+        "non-conflicting": col.CheckboxColumn(
+            "dual cone", help="non-conflicting: <g_i, d> >= 0 for every task"
+        ),
+        f"in ball (c={ball_c:g})": col.CheckboxColumn(
+            f"ball c={ball_c:g}", help=f"d lies in CAGrad's ball ||d - g0|| <= {ball_c:g} ||g0||"
+        ),
+        f"in cone (c={cone_c:g})": col.CheckboxColumn(
+            f"cone c={cone_c:g}", help=f"d lies in ConicGrad's cone cos(d, g0) >= {cone_c:g}"
+        ),
+    }
 
 
 def view(values: dict[str, Any]) -> None:
@@ -214,7 +252,15 @@ def view(values: dict[str, Any]) -> None:
         f"At {where}: g1 = ({g1[0]:.4g}, {g1[1]:.4g}), g2 = ({g2[0]:.4g}, {g2[1]:.4g}), "
         f"cos(g1, g2) = {cos12:.3f} ({'conflicting' if cos12 < 0 else 'not conflicting'})."
     )
-    st.dataframe(readouts(grads, updates, cone_c, ball_c), hide_index=True, width="stretch")
+    rows = readouts(grads, updates, cone_c, ball_c)
+    for columns in readout_tables(list(rows[0])):
+        st.dataframe(
+            rows,
+            hide_index=True,
+            width="stretch",
+            column_order=columns,
+            column_config=readout_headers(cone_c, ball_c),
+        )
     stateful = [METHODS[m].label for m in values["methods"] if METHODS[m].stateful]
     st.caption(
         "Each method's own step at this point, before a framework's output scale or clipping, with the "

@@ -18,9 +18,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 import torch
-from streamlit.runtime import Runtime
 from streamlit.runtime.scriptrunner_utils.exceptions import StopException
-from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
 from .. import budget
 from ..compiled import compiler_missing, missing
@@ -29,12 +27,12 @@ from ..engine import Result, Series, run
 from ..methods import METHODS, ParamSpec, step_once
 from ..problems import get_problem
 from ..setups import get_setup
+from . import cache
 
 #: At most this many grid values per slider (the core allows MAX_GRID).
 GRID_VALUES = min(21, MAX_GRID)
 #: Recorded states per lane (record_every is chosen to stay near this).
 RECORD_TARGET = 500
-CACHE_ENTRIES = 12
 PROGRESS_CHUNK = 128
 #: Estimated seconds between two progress callbacks (where a closed session stops the run).
 PROGRESS_SECONDS = 0.5
@@ -112,15 +110,6 @@ def _progress_text(config: Config) -> str:
     return f"Running {len(config.methods)} method(s), {lanes} lanes, {config.steps} steps"
 
 
-def session_active() -> bool:
-    """False once the browser session of this script run has gone away (tab closed). Outside a
-    Streamlit server (tests, AppTest) there is no session to lose: True."""
-    ctx = get_script_run_ctx(suppress_warning=True)
-    if ctx is None or not Runtime.exists():
-        return True
-    return Runtime.instance().is_active_session(ctx.session_id)
-
-
 def progress_chunk(config: Config) -> int:
     """Steps per engine chunk: about PROGRESS_SECONDS of estimated work (at most PROGRESS_CHUNK),
     so the progress callback, where a closed session stops the run, comes often."""
@@ -134,7 +123,7 @@ def progress_reporter(bar, text: str):
     shown = [0.0]
 
     def report(fraction: float) -> None:
-        if not session_active():
+        if not cache.session_active():
             raise StopException()
         if fraction - shown[0] >= 0.04 or fraction >= 1.0:
             shown[0] = fraction
@@ -143,16 +132,21 @@ def progress_reporter(bar, text: str):
     return report
 
 
-@st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
 def cached_run(config_json: str) -> Result:
-    """engine.run for one config, cached by its JSON. The progress bar is created inside (a
-    cached call replays it, already emptied). Short chunks keep the bar moving, let a widget
+    """engine.run for one config, kept in the app's shared cache (``cache.cached``) by its JSON:
+    every session gets the same Result, its arrays read-only. The progress bar's slot is made on
+    every call (a cached call leaves it empty). Short chunks keep the bar moving, let a widget
     change interrupt a long run quickly and stop it when the session goes away."""
+    return _shared_run(config_json, st.empty())
+
+
+@cache.cached("run")
+def _shared_run(config_json: str, _slot) -> Result:
     config = Config.from_json(config_json)
     text = _progress_text(config)
-    bar = st.progress(0.0, text=text)
+    bar = _slot.progress(0.0, text=text)
     result = run(config, progress=progress_reporter(bar, text), chunk=progress_chunk(config))
-    bar.empty()
+    _slot.empty()
     return result
 
 
