@@ -16,7 +16,9 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
+import subprocess
 import sys
 import time
 from dataclasses import replace
@@ -26,6 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from toyopt.compiled import cache_dir as compiled_cache_dir  # noqa: E402
 from toyopt.config import STANDARD5, Config, MethodEntry  # noqa: E402
 from toyopt.engine import run  # noqa: E402
 from toyopt.methods import METHODS, StepInput, lane_params  # noqa: E402
@@ -72,31 +75,64 @@ def timed(config: Config, repeats: int) -> tuple[float, float]:
     return statistics.median(times), times[0]
 
 
-def compiled_segments(methods: list[str], steps: int) -> dict:
-    """Per method (Nash-MTL preset, 5 starts): the first compiled call (compiling, cold or from
-    inductor's disk cache; process and CPU seconds) and ``steps`` steps recorded every 70 (the
-    app's interval at 35k steps) and once, compiled and in process CPU seconds too (the machine
-    is shared: CPU time says what the run itself cost)."""
+def _cpu() -> float:
+    """Process CPU seconds including finished children (the C++ compiler runs as a child)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def _timed_run(config: Config) -> dict:
+    wall, cpu = time.perf_counter(), _cpu()
+    result = run(config)
+    assert result.backend == "compiled", result.notices
+    return {"wall_s": time.perf_counter() - wall, "cpu_s": _cpu() - cpu}
+
+
+def _new_process_load(method: str) -> dict:
+    """A new Python process runs 2 steps of ``method`` from the packaged segment: the process's
+    own time around the run (loading the package, no compiling)."""
+    code = (
+        "import json, time, resource; from dataclasses import replace; "
+        "from toyopt.engine import run; from toyopt.setups import get_setup; "
+        f"c = get_setup('nashmtl2022').config(methods=[{method!r}], steps=2, backend='compiled'); "
+        "w, p = time.perf_counter(), time.process_time(); r = run(c); "
+        "print(json.dumps({'wall_s': time.perf_counter() - w, 'cpu_s': time.process_time() - p, "
+        "'backend': r.backend}))"
+    )
+    root = str(Path(__file__).resolve().parents[1])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def compiled_segments(methods: list[str], steps: int, save=None) -> dict:
+    """Per method (Nash-MTL preset, 5 starts): the first compiled call (compiling into toyopt's
+    cache when the package is missing), loading the package in a new process, ``steps`` steps
+    recorded every 70 (the app's interval at 35k steps: 500 segment calls) and once (one call),
+    and the segment's own cost per step and per call. Wall and process CPU seconds (the machine
+    is shared: CPU time says what the run itself cost; the compile's CPU includes the compiler)."""
+    from toyopt import compiled
     from toyopt.setups import get_setup
 
     setup = get_setup("nashmtl2022")
     out = {"load_average_1_5_15_at_start": list(os.getloadavg())}
     for name in methods:
         config = setup.config(methods=[name], steps=steps, record_every=70, backend="compiled")
-        row = {}
-        for label, cfg in (
-            ("first_call", replace(config, steps=2, record_every=1)),
-            ("every_70", config),
-            ("every_70_again", config),
-            ("one_record", replace(config, record_every=steps)),
-        ):
-            wall, cpu = time.perf_counter(), time.process_time()
-            result = run(cfg)
-            row[label] = {"wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu}
-            assert result.backend == "compiled", result.notices
+        row = {"packaged_before": not compiled.missing(config)}
+        row["first_call"] = _timed_run(replace(config, steps=2, record_every=1))
+        row["new_process_load"] = _new_process_load(name)
+        every = [_timed_run(config) for _ in range(3)]
+        once = [_timed_run(replace(config, record_every=steps)) for _ in range(3)]
+        for label, rows in (("every_70", every), ("one_record", once)):
+            row[label] = {k: statistics.median(r[k] for r in rows) for k in ("wall_s", "cpu_s")}
+        row["us_per_step_cpu"] = row["one_record"]["cpu_s"] / steps * 1e6
+        row["us_per_segment_call_cpu"] = (
+            (row["every_70"]["cpu_s"] - row["one_record"]["cpu_s"]) / (steps / 70) * 1e6
+        )
         row["steps"] = steps
         out[name] = row
         print(name, json.dumps(row), flush=True)
+        if save is not None:  # each method's row as soon as it is measured
+            save(out)
     out["load_average_1_5_15_at_end"] = list(os.getloadavg())
     return out
 
@@ -110,9 +146,16 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if args.segments:
         previous = json.loads(OUT.read_text()) if OUT.exists() else {}
-        previous["compiled_segments"] = compiled_segments(args.segments, 35_000)
-        previous["compiled_segments"]["threads"] = torch.get_num_threads()
-        OUT.write_text(json.dumps(previous, indent=1))
+
+        def save(rows: dict) -> None:
+            previous["compiled_segments"] = {
+                **rows,
+                "threads": torch.get_num_threads(),
+                "cache_dir": str(compiled_cache_dir()),
+            }
+            OUT.write_text(json.dumps(previous, indent=1))
+
+        save(compiled_segments(args.segments, 35_000, save))
         return
     steps = 2_000 if args.quick else 35_000
     out: dict = {

@@ -17,12 +17,13 @@ once, so the peak is about twice this; ``MAX_RECORD_BYTES`` caps it at 1 GB (2 G
 
 **Work**: a method's ``MethodSpec.cost(params)`` is its cost per lane-step in units of one plain
 step (LS: the problem's gradients, the aggregation, the optimizer update = 1), inner-solver
-iterations included. A method call also has a fixed cost per step (Python and tensor-op
-launches, independent of the lane count), worth about ``OVERHEAD_LANES`` lanes::
+iterations included. A method call also has a fixed cost per step (eager: Python and tensor-op
+launches; compiled: the loop's buffers and calls), independent of the lane count and worth about
+``OVERHEAD_LANES[backend]`` lanes::
 
-    work = steps x sum over method entries e of cost_e x (lanes_e + OVERHEAD_LANES)
+    work = steps x sum over method entries e of cost_e x (lanes_e + OVERHEAD_LANES[backend])
 
-``MAX_WORK`` caps it. Seconds are ``work x SECONDS_PER_WORK[backend]``.
+``MAX_WORK`` caps the eager work. Seconds are ``work x SECONDS_PER_WORK[backend]``.
 """
 
 from __future__ import annotations
@@ -44,16 +45,18 @@ ENGINE_FLAG_COUNT = 3
 #: (4.5 TB) does not.
 MAX_RECORD_BYTES = 1_000_000_000
 #: Fixed per-step cost of one method call, in lanes: eager, a step of B lanes of LS takes about
-#: 330 us + 155 ns x B (docs/benchmarks.md: 3.5 us per lane-step at 10^2 lanes, 187 ns at 10^4).
-OVERHEAD_LANES = 2_000
+#: 330 us + 155 ns x B (docs/benchmarks.md: 3.5 us per lane-step at 10^2 lanes, 187 ns at 10^4);
+#: compiled (a segment's step, Nash-MTL preset, process CPU) about 8 us + 0.82 us x B (12.4 us at
+#: 5 lanes, 829 us at 1000: the Pareto first-hit window dominates per lane).
+OVERHEAD_LANES = {"eager": 2_000, "compiled": 10}
 #: Work of one run, in lane-steps of LS. 2e10: about a basin map of the CLI's largest size (200 000
 #: lanes) for 100 000 steps of LS (about 1 h eager, 20 min compiled); a multi-day run (5 lanes of
 #: MGDA-softmax with 100 000 inner steps, 200 000 steps: 1e13) is refused.
 MAX_WORK = 2e10
-#: Seconds per unit of work, per backend, measured once on the 2-core reference machine (LS,
-#: 10^4 lanes: eager 187 ns, compiled 87 ns per lane-step; docs/benchmarks.md). The compiled
-#: backend also spends a few seconds compiling, not counted here.
-SECONDS_PER_WORK = {"eager": 187e-9, "compiled": 87e-9}
+#: Seconds per unit of work, per backend, measured on the 2-core reference machine (LS per
+#: lane-step: eager 187 ns at 10^4 lanes, compiled 820 ns; docs/benchmarks.md, "Compiled
+#: segments"). Compiling a missing package (about a minute of CPU) is not counted here.
+SECONDS_PER_WORK = {"eager": 187e-9, "compiled": 820e-9}
 
 
 def lanes_per_entry(config: Config) -> list[int]:
@@ -80,10 +83,10 @@ def entry_cost(entry) -> float:
     return max(spec.cost(combo) for combo in entry.grid())
 
 
-def work(config: Config) -> float:
-    """Work units of ``config`` (module docstring)."""
+def work(config: Config, backend: str = "eager") -> float:
+    """Work units of ``config`` on ``backend`` (module docstring)."""
     per_step = sum(
-        entry_cost(entry) * (lanes + OVERHEAD_LANES)
+        entry_cost(entry) * (lanes + OVERHEAD_LANES[backend])
         for entry, lanes in zip(config.methods, lanes_per_entry(config))
     )
     return config.steps * per_step
@@ -94,7 +97,7 @@ def estimated_seconds(config: Config, backend: str | None = None) -> float:
     backend = backend or config.backend
     if backend not in SECONDS_PER_WORK:
         raise ValueError(f"backend must be one of {sorted(SECONDS_PER_WORK)}, got {backend!r}")
-    return work(config) * SECONDS_PER_WORK[backend]
+    return work(config, backend) * SECONDS_PER_WORK[backend]
 
 
 def check(config: Config) -> None:

@@ -410,8 +410,8 @@ def run(config: Config, progress: Callable[[float], Any] | None = None, chunk: i
     Backend "eager" steps all lanes together in Python (the reference, ``chunk`` steps at a time);
     "compiled" runs each method entry's lanes in compiled segments from one record to the next
     (segment.py). Compiled falls back to eager, with a notice in ``Result.notices``, where it
-    cannot run: no C++ compiler, or an early-stop tolerance (a test across all entries' lanes at
-    every step).
+    cannot run: no C++ compiler, an early-stop tolerance (a test across all entries' lanes at
+    every step), or a segment whose package fails to build.
     """
     config = config.validated()
     budget.check(config)
@@ -430,9 +430,16 @@ def run(config: Config, progress: Callable[[float], Any] | None = None, chunk: i
         if reason:
             notices.append(reason)
             backend = "eager"
+    book = None
     if backend == "compiled":
-        book = _run_compiled(built, progress)
-    else:
+        from .compiled import BuildFailed
+
+        try:
+            book = _run_compiled(built, progress)
+        except BuildFailed as failed:  # raised before any step: the run starts again eagerly
+            notices.append(str(failed))
+            backend, built = "eager", _build(config)
+    if book is None:
         book = _run_eager(built, progress, chunk)
     return _assemble(built, book, time.perf_counter() - started, backend, tuple(notices))
 
@@ -444,8 +451,7 @@ def _group_rows(built: _Run, group: _Group, rows: tuple[str, ...]) -> Tensor:
 def _run_compiled(built: _Run, progress) -> _Book:
     """Each method entry in compiled segments of at most the recording interval: the segment's
     first step is the record (segment.py keeps guards, flags and first hits inside the loop)."""
-    from .compiled import segment_for
-    from .segment import GUARD_ROWS, Carry, Fixed
+    from .compiled import GroupLanes
 
     config, dtype = built.config, built.dtype
     B, K, D = built.shape
@@ -453,141 +459,71 @@ def _run_compiled(built: _Run, progress) -> _Book:
     steps, every = config.steps, config.record_every
     pts = built.pareto_distance.pts
     cell_first, cell_low, cell_width, window = _pareto_cells(pts, config.tolerance)
-
-    def scalar(v):
-        return torch.tensor(float(v), dtype=dtype)
-
-    problem_params = {
-        k: scalar(v) if isinstance(v, float) else v
-        for k, v in built.problem.validate_params(built.pparams).items()
+    problem_floats = [
+        float(v)
+        for p, v in zip(built.problem.params, built.problem.validate_params(built.pparams).values())
+        if p.kind == "float"
+    ]
+    run_scalars = {
+        "lr": config.lr,
+        "momentum": config.momentum,
+        "noise_std": config.noise,
+        "tol": config.tolerance,
+        "cell_low": cell_low,
+        "cell_width": cell_width,
+        "progress_denominator": max(steps - 1, 1),
     }
+    geometry_ = (pts, cell_first, torch.arange(window))
     lanes = []
     for g in built.groups:
-        x0 = built.x0[g.sl].clone()
-        F = len(GUARD_ROWS) + len(g.flag_names)
-        static = {p.name: g.params[p.name] for p in g.spec.params if p.kind != "float"}
-        segment = segment_for(
-            built.problem,
-            g.spec,
-            type(g.state),
-            config.optimizer,
-            static,
-            config.noise > 0,
-            g.entry.output_scale != 1.0,
-            g.entry.clip_norm is not None,
-            dtype,
+        entry = g.entry
+        scalars = {**run_scalars, "output_scale": entry.output_scale, "clip_norm": entry.clip_norm or 0.0}
+        lanes.append(
+            GroupLanes(
+                built.problem,
+                g,
+                config,
+                built.x0[g.sl],
+                built.lower[g.sl],
+                scalars,
+                [*built.gmin.tolist(), *problem_floats],
+                geometry_,
+                _group_rows(built, g, GroupLanes.guard_rows + tuple(g.flag_names)),
+            )
         )
-        fixed = Fixed(
-            lr=scalar(config.lr),
-            momentum=scalar(config.momentum),
-            problem=problem_params,
-            lower=built.lower[g.sl].contiguous(),
-            noise_std=scalar(config.noise),
-            output_scale=scalar(g.entry.output_scale),
-            clip_norm=scalar(g.entry.clip_norm or 0.0),
-            gmin=built.gmin,
-            tol=scalar(config.tolerance),
-            pareto=pts,
-            window=torch.arange(window),
-            cell_first=cell_first,
-            cell_low=scalar(cell_low),
-            cell_width=scalar(cell_width),
-            progress_denominator=scalar(max(steps - 1, 1)),
-        )
-
-        carry = Carry(
-            x=x0,
-            prev_x=x0.clone(),
-            prev_l=torch.full((g.size, K), float("nan"), dtype=dtype),
-            stop_step=_never(g.size),
-            stop_code=torch.zeros(g.size, dtype=torch.long),
-            frozen_x=torch.zeros((g.size, D), dtype=dtype),
-            frozen_l=torch.zeros((g.size, K), dtype=dtype),
-            counts=torch.zeros((F, g.size), dtype=torch.long),
-            first=torch.full((F, g.size), -1, dtype=torch.long),
-            first_min=_never(g.size),
-            first_par=_never(g.size),
-        )
-        opt_state = (scalar(0.0), torch.zeros_like(x0), torch.zeros_like(x0))
-        if config.optimizer == "sgd":
-            opt_state = (scalar(0.0), torch.zeros_like(x0))
-        rows = _group_rows(built, g, GUARD_ROWS + tuple(g.flag_names))
-        lanes.append([g, segment, fixed, carry, opt_state, tuple(g.state), rows])
     # Segments end at the next record (and their first step is one); long unrecorded stretches
     # are cut so that their pre-drawn random numbers stay bounded.
     cap = max(16, min(4096, 1_000_000 // max(g.size for g in built.groups)))
-    t0 = 0
+    t0, recorded_steps = 0, []
     while t0 < steps:
         n = min(every - t0 % every, steps - t0)
         if any(g.draws.needed for g in built.groups):
             n = min(n, cap)
         recorded = t0 % every == 0
-        rec = [torch.full((B, D), float("nan"), dtype=dtype) for _ in range(2)]
-        rec_l = torch.empty((B, K), dtype=dtype)
-        rec_w = torch.empty((B, K), dtype=dtype)
-        rec_f = torch.zeros((len(built.names), B), dtype=torch.bool)
-        for item in lanes:
-            g, segment, fixed, carry, opt_state, mstate, rows = item
-            noises, randoms = g.draws.take(t0, n)
-            x_before = carry.x
-            carry, opt_state, mstate, record = segment(
-                carry,
-                opt_state,
-                type(g.state)(*mstate),
-                _floats(g),
-                fixed,
-                noises,
-                randoms,
-                torch.tensor(t0),
-                torch.tensor(n),
-            )
-            item[3:6] = carry, opt_state, tuple(mstate)
-            if recorded:
-                x_rec, l_rec, d_rec, w_rec = _frozen_record(carry, x_before, record, t0)
-                rec[0][g.sl], rec_l[g.sl], rec[1][g.sl], rec_w[g.sl] = x_rec, l_rec, d_rec, w_rec
-                rec_f[rows, g.sl] |= record.flags
         if recorded:
-            book.records.append(
-                (torch.tensor([t0]), rec[0][None], rec_l[None], rec[1][None], rec_w[None], rec_f[None])
-            )
+            recorded_steps.append(t0)
+        for group_lanes in lanes:
+            g = group_lanes.group
+            group_lanes.advance(t0, n, *g.draws.take(t0, n), keep=recorded)
         t0 += n
         if progress is not None:
             progress(min(t0 / steps, 1.0))
+    # The records, assembled once: one call per segment does no more than keep its first step.
+    T = len(recorded_steps)
+    block = [torch.empty((T, B, w), dtype=dtype) for w in (D, K, D, K)]
+    flags = torch.zeros((T, len(built.names), B), dtype=torch.bool)
+    for group_lanes in lanes:
+        sl = group_lanes.group.sl
+        *values, group_flags = group_lanes.records(recorded_steps)
+        for whole, part in zip(block, values):
+            whole[:, sl] = part
+        flags[:, group_lanes.rows, sl] = group_flags
+    book.records.append((torch.tensor(recorded_steps), *block, flags))
     book.x = torch.empty((B, D), dtype=dtype)
-    for g, _, _, carry, _, _, rows in lanes:
-        book.x[g.sl] = carry.x
-        book.counts[rows, g.sl] += carry.counts
-        book.first[rows, g.sl] = torch.where(carry.first >= 0, carry.first, book.first[rows, g.sl])
-        for name in ("first_min", "first_par", "stop_step", "stop_code", "frozen_x", "frozen_l"):
-            getattr(book, name)[g.sl] = getattr(carry, name)
+    for group_lanes in lanes:
+        group_lanes.finish(book)
     book.steps_run = steps
     return book
-
-
-def _never(size: int) -> Tensor:
-    """-1 per lane, a new tensor each call: a while_loop's operands may not alias one another."""
-    return torch.full((size,), -1, dtype=torch.long)
-
-
-def _floats(group: _Group) -> dict:
-    return {p.name: group.params[p.name] for p in group.spec.params if p.kind == "float"}
-
-
-def _frozen_record(carry, x_before: Tensor, record, t: int):
-    """The record at step t of one group as the eager loop writes it: lanes stopped before t
-    show their frozen point (losses, and NaN direction and weights); a lane stopping at t shows
-    its frozen point in place of x_t's non-finite entries."""
-    stopped = carry.stop_step >= 0
-    if not bool(stopped.any()):  # the common case: the record as the segment computed it
-        return x_before, record.losses, record.direction, record.weights
-    after = (stopped & (carry.stop_step < t))[:, None]
-    at_or_after = (stopped & (carry.stop_step <= t))[:, None]
-    x = torch.where(at_or_after & ~torch.isfinite(x_before), carry.frozen_x, x_before)
-    x = torch.where(after, carry.frozen_x, x)
-    losses = torch.where(after, carry.frozen_l, record.losses)
-    d = torch.where(after, float("nan"), record.direction)
-    w = torch.where(after, float("nan"), record.weights)
-    return x, losses, d, w
 
 
 def _pareto_cells(pts: Tensor, tol: float) -> tuple[Tensor, float, float, int]:

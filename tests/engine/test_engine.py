@@ -492,26 +492,6 @@ def test_compiled_backend_guards_match_eager(fake_method):
     assert stops.stop_step[:8].tolist() == [5, 5, 16, 16, 40, 40, 60, 60]
 
 
-@pytest.mark.slow
-def test_compiled_runs_beyond_dynamos_recompile_limit_still_compile(monkeypatch):
-    """Dynamo runs a function eagerly, with only a log line, once it holds `recompile_limit`
-    compiled versions; every structure's segment has its own code object, so a second structure
-    compiles under a limit of 1 too (and matches eager)."""
-    from torch._dynamo.utils import counters
-
-    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
-    graphs = []
-    for scale in (1.0, 2.0):  # an output scale is part of the structure
-        config = NASH.config(methods=["ls"], steps=32, record_every=8)
-        config = replace(config, methods=(replace(config.methods[0], output_scale=scale),))
-        before = counters["stats"]["unique_graphs"]
-        compiled = run(replace(config, backend="compiled"))
-        graphs.append(counters["stats"]["unique_graphs"] - before)
-        assert compiled.backend == "compiled"
-        np.testing.assert_allclose(compiled.x, run(config).x, rtol=1e-9, atol=1e-9)
-    assert graphs[1] == 1
-
-
 def test_an_entrys_random_draws_do_not_depend_on_the_other_methods():
     """Gradient noise and a method's own draws come from a generator seeded by the method's name
     and occurrence, not its position: adding a method in front leaves the others' lanes as they were."""

@@ -1,5 +1,6 @@
 """``compiled.missing``: which method entries of a config would need compiling now. No test here
-compiles anything: ``_compile`` is replaced by a stand-in that records the structure."""
+compiles anything: ``segment_for`` is replaced by a stand-in that records the structure as
+loaded, and the cache directory is empty."""
 
 from __future__ import annotations
 
@@ -17,17 +18,19 @@ class _Called(Exception):
 
 
 @pytest.fixture
-def stand_in(monkeypatch):
+def stand_in(monkeypatch, tmp_path):
+    monkeypatch.setenv(compiled.CACHE_ENV, str(tmp_path))
     monkeypatch.setattr(compiled, "_SEGMENTS", {})
     monkeypatch.setattr(compiled, "compiler_missing", lambda: None)
 
-    def fake_compile(segment, key):
+    def fake_segment_for(key, build, example):
         def call(*args):
             raise _Called
 
+        compiled._SEGMENTS[key] = call
         return call
 
-    monkeypatch.setattr(compiled, "_compile", fake_compile)
+    monkeypatch.setattr(compiled, "segment_for", fake_segment_for)
 
 
 def test_missing_names_the_entries_whose_structure_is_not_compiled(stand_in):

@@ -1,11 +1,12 @@
-"""``python -m toyopt warmup``: compile methods' segments ahead of time into toyopt's cache."""
+"""``python -m toyopt warmup``: compile methods' segments ahead of time into toyopt's cache
+(methods whose package is there already are reported ready and skipped)."""
 
 from __future__ import annotations
 
 import sys
 import time
 
-from ..compiled import cache_dir, compiler_missing
+from ..compiled import cache_dir, compiler_missing, missing
 from ..engine import run
 from ..methods import METHODS
 from ..setups import DEFAULT_SETUP, get_setup
@@ -30,9 +31,9 @@ def handle(args) -> int:
     for name in methods:
         if name not in METHODS:
             raise ValueError(f"unknown method {name!r}; allowed: {sorted(METHODS)}")
-    missing = compiler_missing()
-    if missing:
-        print(f"toyopt: {missing}; nothing to warm up", file=sys.stderr)
+    no_compiler = compiler_missing()
+    if no_compiler:
+        print(f"toyopt: {no_compiler}; nothing to warm up", file=sys.stderr)
         return 0
     print(f"compiling {len(methods)} method(s) into {cache_dir()}", file=sys.stderr)
     started = time.perf_counter()
@@ -45,6 +46,9 @@ def handle(args) -> int:
             record_every=1,
             backend="compiled",
         )
+        if not missing(config):  # packaged already: nothing to build
+            print(f"[{i}/{len(methods)}] {name}: ready", file=sys.stderr, flush=True)
+            continue
         result = run(config)
         note = f" ({'; '.join(result.notices)})" if result.notices else ""
         print(

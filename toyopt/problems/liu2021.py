@@ -93,12 +93,13 @@ def losses_and_grads(x: Tensor, params: dict) -> tuple[Tensor, Tensor]:
     One formula (``_task_terms``), laid out two ways with the same arithmetic, so the results are
     identical bit for bit: for few points both tasks at once on (B, 2) tensors, the fewest tensor
     operations (eager torch costs a few us per operation, whatever its size); for many points, and
-    whenever torch.compile traces it, the tasks one after the other on contiguous (B,) columns, which
-    eager torch runs about 1.6x faster at 10^4 points and inductor vectorises over the points (a
-    (B, 2) layout makes it vectorise over the 2 columns instead: 4x slower).
+    whenever torch.compile or torch.export traces it, the tasks one after the other on contiguous
+    (B,) columns, which eager torch runs about 1.6x faster at 10^4 points and inductor vectorises
+    over the points (a (B, 2) layout makes it vectorise over the 2 columns instead: 4x slower).
     """
     inner_slopes, *task_tensors = _constant_tensors(x.dtype)
-    lane_major = x.shape[0] >= LANE_MAJOR_FROM or torch.compiler.is_compiling()
+    # Traced first: comparing a symbolic lane count would bound it (a guard) in an export.
+    lane_major = torch.compiler.is_compiling() or x.shape[0] >= LANE_MAJOR_FROM
     if lane_major:  # the two gates as (2, B) rows
         x1, x2 = x[:, 0], x[:, 1]
         inner_slopes = inner_slopes[:, None]
