@@ -100,6 +100,13 @@ def estimated_seconds(config: Config, backend: str | None = None) -> float:
     return work(config, backend) * SECONDS_PER_WORK[backend]
 
 
+def faster_backend(config: Config) -> str:
+    """The backend estimated to finish ``config`` sooner (eager on a tie). Compiled pays far less
+    per step and more per lane (``OVERHEAD_LANES``, ``SECONDS_PER_WORK``): it wins for the few
+    lanes of a trajectory run, eager for a basin map's thousands."""
+    return min(SECONDS_PER_WORK, key=lambda backend: estimated_seconds(config, backend))
+
+
 def check(config: Config) -> None:
     """ValueError naming the fields and the cap when ``config`` (validated) would record more than
     MAX_RECORD_BYTES or do more than MAX_WORK work."""

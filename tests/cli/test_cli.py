@@ -185,6 +185,27 @@ def test_the_default_backend_is_compiled(command, tmp_path, monkeypatch):
     assert config_from_args(build_parser().parse_args(argv)).backend == "compiled"
 
 
+def test_the_default_backend_of_a_large_basin_map_is_eager(monkeypatch, tmp_path, capsys):
+    """10^4 starts run faster eagerly (budget.faster_backend): basins' default picks eager there, a
+    small map compiled; the map itself is not run here."""
+    import toyopt.cli.basins as basins
+    from toyopt.compiler import find_cxx
+
+    monkeypatch.undo()  # tests/conftest.py makes in-process CLI runs eager
+    chosen = []
+
+    def stop(config, starts, progress=None):
+        chosen.append((starts.count, config.backend))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(basins, "run_basins", stop)
+    for grid in ("100", "4"):
+        argv = ["basins", "--setup", "nashmtl2022", "--method", "ls", "--grid", grid, "--quiet"]
+        cli([*argv, "--out", tmp_path / f"m{grid}.json"], capsys)
+    assert chosen[0] == (10_000, "eager")
+    assert chosen[1] == (16, "compiled" if find_cxx() else "eager")
+
+
 @pytest.mark.parametrize("command", ["run", "figure", "basins"])
 def test_the_default_backend_without_a_compiler_runs_eager_with_one_line(
     command, tmp_path, capsys, monkeypatch, no_compiler

@@ -105,3 +105,21 @@ def test_the_warmup_runs_in_the_background_logs_and_is_reaped(monkeypatch, tmp_p
     assert warmup.log_path().read_text().split() == ["warm", "1"]
     monkeypatch.setattr(warmup, "compiler_missing", lambda: "no C++ compiler found")
     assert warmup.start() is None
+
+
+def test_a_run_of_many_lanes_goes_eager_without_a_notice(monkeypatch):
+    """A basin-sized run is estimated faster eagerly (compiled pays more per lane): eager, and no
+    "not ready" notice, even with nothing compiled; a few lanes go compiled once ready."""
+    monkeypatch.setattr(runs, "compiler_missing", lambda: None)
+    monkeypatch.setattr(runs, "missing", lambda config: [entry.name for entry in config.methods])
+    setup = get_setup("nashmtl2022")
+    grid = tuple((x / 2, y / 2) for x in range(-18, 19) for y in range(-18, 19))  # 1369 starts
+    many = setup.config(methods=["ls", "mgda"], inits=grid, steps=1000).validated()
+    assert budget.faster_backend(many) == "eager"
+    chosen, notice = runs.choose_backend(many)
+    assert chosen.backend == "eager" and notice is None
+    few = setup.config(methods=["ls", "mgda"], steps=1000).validated()
+    assert budget.faster_backend(few) == "compiled"
+    monkeypatch.setattr(runs, "missing", lambda config: [])
+    chosen, notice = runs.choose_backend(few)
+    assert chosen.backend == "compiled" and notice is None

@@ -7,16 +7,20 @@ import os
 import secrets
 import stat
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from .. import budget
 from ..compiler import require_cxx
 from ..config import MAX_JSON_BYTES, Config, parse_inits, parse_value, short_repr
 from ..setups import DEFAULT_SETUP, get_setup
 
-#: The CLI's engine backend unless --backend (or a --config file) says otherwise; where no C++
-#: compiler is found, the default runs eagerly with a one-line notice (``config_from_args``).
-DEFAULT_BACKEND = "compiled"
+#: The CLI's engine backend unless --backend (or a --config file) says otherwise: "fastest" is the
+#: one the estimate finishes sooner (``budget.faster_backend``: compiled for trajectory runs, eager
+#: for large basin maps). Where no C++ compiler is found, a compiled default runs eagerly with a
+#: one-line notice (``config_from_args``).
+DEFAULT_BACKEND = "fastest"
 
 
 class UsageError(Exception):
@@ -87,18 +91,25 @@ def read_text(path: str, what: str, cap: int = MAX_JSON_BYTES) -> str:
         ) from None
 
 
-def config_from_args(args: argparse.Namespace) -> Config:
-    """--config or --setup first, then --method/--set/--inits/--steps/... on top. The compiled
-    backend needs a C++ compiler: asked for (--backend, a --config file) without one, it is a
-    usage error before any work; as the default it becomes eager, said in one line on stderr."""
+def config_from_args(args: argparse.Namespace, shape: Callable[[Config], Config] | None = None) -> Config:
+    """--config or --setup first, then --method/--set/--inits/--steps/... on top, then ``shape``
+    (a command's own changes, such as basins' starts) before the default backend is chosen from the
+    final run. The compiled backend needs a C++ compiler: asked for (--backend, a --config file)
+    without one, it is a usage error before any work; as the default it becomes eager, said in one
+    line on stderr."""
     config = _config_from_args(args)
-    if config.backend == "compiled" and args.backend is None and args.config is None:
-        from ..compiled import compiler_missing
+    if shape is not None:
+        config = shape(config)
+    if args.backend is None and args.config is None:
+        default = budget.faster_backend(config) if DEFAULT_BACKEND == "fastest" else DEFAULT_BACKEND
+        config = replace(config, backend=default)
+        if default == "compiled":
+            from ..compiled import compiler_missing
 
-        reason = compiler_missing()
-        if reason:
-            print(f"toyopt: note: {reason}", file=sys.stderr)
-            return replace(config, backend="eager")
+            reason = compiler_missing()
+            if reason:
+                print(f"toyopt: note: {reason}", file=sys.stderr)
+                return replace(config, backend="eager")
     require_cxx(config.backend)
     return config
 
@@ -117,8 +128,6 @@ def _config_from_args(args: argparse.Namespace) -> Config:
     for field in ("steps", "seed", "lr", "record_every", "backend"):
         if getattr(args, field) is not None:
             overrides[field] = getattr(args, field)
-    if args.backend is None and args.config is None:
-        overrides["backend"] = DEFAULT_BACKEND
     if args.config is not None:
         if args.setup is not None:
             raise UsageError("give either --config or --setup, not both")

@@ -56,15 +56,14 @@ def handle(args) -> int:
     maps = out.suffix.lower() not in (".csv", ".json")
     if maps and args.random is not None:  # refused before anything runs
         raise UsageError("maps need --grid starts; write --random starts as .csv or .json")
-    config = config_from_args(args)
-    if args.c_sweep:
-        config = with_param_sweep(config, "c", C_SWEEP)
-    box = tuple(tuple(r) for r in get_problem(config.problem).box)
-    if args.random is not None:
-        starts = Starts("random", args.random, box, config.seed)
-    else:
-        starts = Starts("grid", 100 if args.grid is None else args.grid, box)
-    starts.validated()
+
+    def shape(config):  # the map's own methods and starts, so that the default backend fits them
+        if args.c_sweep:
+            config = with_param_sweep(config, "c", C_SWEEP)
+        return replace(config, inits=_starts(args, config).points())
+
+    config = config_from_args(args, shape)
+    starts = _starts(args, config)
     lanes = starts.count * sum(len(m.grid()) for m in config.methods)
     config = replace(config, record_every=config.steps)  # validated again in basin_config
     progress = None if args.quiet else _progress_printer(lanes, config.steps)
@@ -87,6 +86,14 @@ def handle(args) -> int:
             print("  " + region.describe())
         print(f"wrote {out} ({lanes} lanes, {config.steps} steps, {outcomes.seconds:.1f} s)", file=sys.stderr)
     return 0
+
+
+def _starts(args, config) -> Starts:
+    """--grid N (default 100) or --random N starts over the problem's box, validated."""
+    box = tuple(tuple(r) for r in get_problem(config.problem).box)
+    if args.random is not None:
+        return Starts("random", args.random, box, config.seed).validated()
+    return Starts("grid", 100 if args.grid is None else args.grid, box).validated()
 
 
 def _progress_printer(lanes: int, steps: int):

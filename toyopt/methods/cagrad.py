@@ -90,11 +90,12 @@ def minimize_linear_plus_norm(
         return w + gamma.unsqueeze(-1) * v
 
     if K == 2:
-        e2 = torch.zeros_like(lin)
-        e2[:, 1] = 1.0
-        v = torch.zeros_like(lin)
-        v[:, 0], v[:, 1] = 1.0, -1.0
-        w = line_step(e2, v, torch.ones(B, dtype=lin.dtype))
+        # Built whole rather than written into by index: an indexed write of a Python number
+        # inside torch.export's while_loop body fails ("FunctionalTensor on its own").
+        one = torch.ones(B, dtype=lin.dtype)
+        e2 = torch.stack([torch.zeros_like(one), one], dim=-1)
+        v = torch.stack([one, -one], dim=-1)
+        w = line_step(e2, v, one)
     else:
         w = uniform(lin) if start is None else start
         eye = torch.eye(K, dtype=lin.dtype)

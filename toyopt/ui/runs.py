@@ -189,9 +189,12 @@ def gated_run(config: Config) -> Result | None:
 
 
 def choose_backend(config: Config) -> tuple[Config, str | None]:
-    """``config`` on the compiled backend when every method's compiled step is ready in this
+    """``config`` on the compiled backend when it is the faster one (``budget.faster_backend``: a
+    basin map's many lanes run faster eagerly) and every method's compiled step is ready in this
     process (``toyopt.compiled.missing``; the server's warm-up fills the cache), else on the eager
-    one, with the notice the page shows."""
+    one, with the notice the page shows when compiled would have been faster."""
+    if budget.faster_backend(config) == "eager":
+        return replace(config, backend="eager"), None
     reason = compiler_missing()
     if reason:
         return replace(config, backend="eager"), "No C++ compiler found: runs eager (slower)."
