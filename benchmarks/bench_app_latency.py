@@ -26,19 +26,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+from browser import CHROMIUM, CHROMIUM_ARGS  # benchmarks/browser.py
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "app_latency.json"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 TIMEOUT_MS = 1_800_000
 #: The first plotly chart's traces (the trajectories map), as a string that changes with the run.
 SIGNATURE = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).slice(0, 1).map(el =>

@@ -32,19 +32,11 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlencode
 
+from browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402  (benchmarks/browser.py)
+
 ROOT = Path(__file__).resolve().parents[1]
 SESSIONS = 8
 WAIT_MS = 600_000
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 LARGEST_METHODS = "cagrad,conicgrad,conicgrad_exact,ls,pcgrad,mgda,imtlg,normalized_sum"
 LARGEST_INITS = ";".join(f"{x:g},{y:g}" for x, y in ((i - 6.0, 0.5 * i - 3.0) for i in range(12)))
 # Run A's and run B's steps (B is typed into the sidebar): not the preset's, so that they stay in
@@ -126,7 +118,7 @@ async def drive(base: str, scenario: str, pid: int, samples: list) -> dict:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         done = await asyncio.gather(*(session(browser, base, scenario, i) for i in range(SESSIONS)))
         await asyncio.sleep(15)
         open_rss = proc_status(pid, "VmRSS")

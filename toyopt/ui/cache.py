@@ -76,25 +76,31 @@ def session_active() -> bool:
     return Runtime.instance().is_active_session(ctx.session_id)
 
 
-def nbytes(value: Any) -> int:
-    """The bytes ``value`` holds: numpy arrays' buffers, bytes and str, and ``sys.getsizeof`` of
-    every other object, walking dataclasses, dicts, lists and tuples (each object counted once)."""
+def _walk(value: Any):
+    """Every object reachable from ``value`` through dataclasses, dicts, lists, tuples, sets and
+    object arrays, each once."""
     seen: set[int] = set()
-    total = 0
     todo = [value]
     while todo:
         obj = todo.pop()
         if id(obj) in seen:
             continue
         seen.add(id(obj))
-        if isinstance(obj, np.ndarray):
-            total += max(sys.getsizeof(obj), obj.nbytes)  # a view's getsizeof leaves out its data
-            if obj.dtype == object:
-                todo.extend(obj.ravel().tolist())
-            continue
-        total += sys.getsizeof(obj)
-        todo.extend(_parts(obj))
-    return total
+        yield obj
+        if not isinstance(obj, np.ndarray):
+            todo.extend(_parts(obj))
+        elif obj.dtype == object:
+            todo.extend(obj.ravel().tolist())
+
+
+def nbytes(value: Any) -> int:
+    """The bytes ``value`` holds: numpy arrays' buffers, bytes and str, and ``sys.getsizeof`` of
+    every other object, walking dataclasses, dicts, lists and tuples (each object counted once)."""
+    # A view's getsizeof leaves out its data: an array counts at least its buffer's bytes.
+    return sum(
+        max(sys.getsizeof(obj), obj.nbytes) if isinstance(obj, np.ndarray) else sys.getsizeof(obj)
+        for obj in _walk(value)
+    )
 
 
 def _parts(obj: Any) -> list:
@@ -111,17 +117,9 @@ def _parts(obj: Any) -> list:
 
 def freeze(value: Any) -> Any:
     """``value`` with every numpy array in it made read-only (it is shared by all sessions)."""
-    seen: set[int] = set()
-    todo = [value]
-    while todo:
-        obj = todo.pop()
-        if id(obj) in seen:
-            continue
-        seen.add(id(obj))
+    for obj in _walk(value):
         if isinstance(obj, np.ndarray):
             obj.flags.writeable = False
-        else:
-            todo.extend(_parts(obj))
     return value
 
 
