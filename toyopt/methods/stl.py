@@ -20,9 +20,9 @@ from .base import EMPTY, MethodOutput, MethodSpec, ParamSpec, ReferenceCase, Ste
 def step(inp: StepInput, state, params) -> MethodOutput:
     B, K, _ = inp.grads.shape
     task = params["task"]
-    weights = torch.zeros((B, K), dtype=inp.grads.dtype)
-    if task < K:
-        weights[:, task] = 1.0
+    # Built whole rather than written into by index: an indexed write of a Python number inside
+    # torch.export's while_loop body fails ("FunctionalTensor on its own"). All zero if task >= K.
+    weights = (torch.arange(K) == task).to(inp.grads.dtype).repeat(B, 1)
     out_of_range = torch.full((B,), task >= K, dtype=torch.bool)
     return MethodOutput(combine(weights, inp.grads), weights, EMPTY, {"task_out_of_range": out_of_range})
 
